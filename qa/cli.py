@@ -1,0 +1,140 @@
+"""Command line: thin wrappers over the library that turn errors into one-line messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from qa.config import Settings
+from qa.errors import QAError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Answer questions from a folder of documents, with citations.")
+
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env QA_INDEX_DIR].")]
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _progress_bar() -> Any:
+    from tqdm import tqdm
+
+    bar: dict[str, Any] = {}
+
+    def tick(phase: str, done: int, total: int) -> None:
+        if phase == "read":
+            if "read" not in bar:
+                bar["read"] = tqdm(total=total, desc="reading", unit="file", disable=None,
+                                   file=sys.stderr)
+            b = bar["read"]
+            b.update(done - b.n)
+            if done >= total:
+                b.close()
+        elif phase == "embed" and "read" in bar:
+            bar["read"].set_postfix(embedded=done)
+
+    return tick
+
+
+@app.command()
+def index(
+    corpus_dir: Annotated[Path | None, typer.Argument(help="Corpus folder [env QA_CORPUS_DIR].")] = None,
+    index_dir: IndexOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild everything.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Build or update the index of a corpus folder."""
+    from qa.build import build_index
+    from qa.embed import load_embedder
+
+    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir)
+    report = build_index(settings, lambda: load_embedder(settings), full=full,
+                         progress=_progress_bar())
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    kind = "full build" if report.full else "incremental build"
+    typer.echo(f"{kind} of {settings.corpus_dir} -> {settings.index_dir} (version {report.version})")
+    if report.full_reason and report.full and report.full_reason != "--full requested":
+        typer.echo(f"  full because: {report.full_reason}")
+    typer.echo(f"  files: {report.files}  documents: {report.documents}  chunks: {report.chunks}  "
+               f"embedded: {report.embedded_chunks}")
+    typer.echo(f"  added: {len(report.added)}  changed: {len(report.changed)}  "
+               f"removed: {len(report.removed)}  unchanged: {len(report.unchanged)}  "
+               f"skipped: {len(report.skipped)}")
+    for s in report.skipped:
+        typer.echo(f"  skipped {s.path}: {s.reason}")
+    typer.echo(f"  seconds: {report.seconds:.2f}")
+
+
+def _format_answer(answer: Any) -> str:
+    lines = [answer.text, ""]
+    if answer.query != answer.question:
+        lines.insert(0, f"(searched: {answer.query})")
+    for c in answer.citations:
+        where = [c.path]
+        if c.section:
+            where.append(f"section {c.section}")
+        if c.page is not None:
+            where.append(f"page {c.page}")
+        where.append(f"chars {c.start}-{c.end}")
+        lines.append(f"[{c.n}] {c.title} - {', '.join(where)} (score {c.score:.3f})")
+        snippet = c.text if len(c.text) <= 300 else c.text[:297] + "..."
+        lines.append(f"    {snippet}")
+    lines.append(f"confidence {answer.confidence:.2f}" + (" (abstained)" if answer.abstained else ""))
+    return "\n".join(lines)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    index_dir: IndexOpt = None,
+    k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to consider.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+) -> None:
+    """Answer a question from the index, citing passages."""
+    from qa.engine import Engine, check_question
+
+    settings = _settings(index_dir=index_dir)
+    check_question(question, settings.max_question_chars)  # fail fast, before loading anything
+    answer = Engine(settings).ask(question, k=k)
+    if as_json:
+        typer.echo(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(_format_answer(answer))
+
+
+def main() -> None:
+    """Entry point: run the CLI, reporting qa's own errors as one line and a non-zero exit."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except QAError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Settings: one typed object, read from QA_* environment variables, overridden by CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Everything qa can be told; build once and pass it down."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    corpus_dir: Path = Field(Path("corpus"), description="Folder of documents to index.")
+    index_dir: Path = Field(Path(".qa-index"), description="Folder holding index versions.")
+    model: str = Field(
+        BUNDLED_MODEL,
+        description="Embedding model: the bundled name, a local folder, or a cached hub name.",
+    )
+    embed_backend: str = Field("torch", description="Encoder backend: 'torch' (reference).")
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+
+    chunk_tokens: int = Field(
+        128, ge=16, le=512, description="Chunk budget in the model's own word pieces."
+    )
+    chunk_overlap: int = Field(1, ge=0, le=5, description="Sentences repeated between chunks.")
+    embed_context: bool = Field(
+        True, description="Prefix each embedded chunk with its document title and section."
+    )
+
+    max_file_mb: float = Field(20.0, gt=0, description="Files larger than this are skipped.")
+    max_question_chars: int = Field(2000, ge=10)
+    default_k: int = Field(5, ge=1, le=50, description="Passages considered for an answer.")
+    candidates: int = Field(100, ge=10, le=1000, description="Candidates per retriever.")
+    min_confidence: float = Field(
+        0.5, ge=0.0, le=1.0, description="Below this the answer abstains."
+    )
+    keep_versions: int = Field(3, ge=1, le=50, description="Index versions kept on disk.")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    admin_token: str | None = Field(None, description="Bearer token for admin endpoints.")

@@ -1,0 +1,72 @@
+"""The question-answering core: a loaded index version plus an embedder, answering questions."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from qa.answer import Answer, compose
+from qa.build import chunker_settings
+from qa.config import Settings
+from qa.embed import Embedder, load_embedder, model_id
+from qa.errors import BadQuestionError
+from qa.retrieve import Retriever
+from qa.store import IndexDir, IndexVersion
+
+log = logging.getLogger(__name__)
+
+
+def check_question(question: str, max_chars: int) -> str:
+    """The question stripped, or BadQuestionError if it is empty or too long."""
+    if not isinstance(question, str) or not question.strip():
+        raise BadQuestionError("the question is empty")
+    if len(question) > max_chars:
+        raise BadQuestionError(f"the question has {len(question)} characters; the limit is {max_chars}")
+    return question.strip()
+
+
+class Engine:
+    """Answers questions from the current index version; reloads when the version changes."""
+
+    def __init__(self, settings: Settings, embedder_factory: Callable[[], Embedder] | None = None):
+        self.settings = settings
+        self.index_dir = IndexDir(settings.index_dir)
+        self._embedder_factory = embedder_factory or (lambda: load_embedder(settings))
+        self._embedder: Embedder | None = None
+        self._lock = threading.Lock()
+        self.version: IndexVersion = self._open()
+
+    def _open(self) -> IndexVersion:
+        version = self.index_dir.open_current()
+        version.check_compatible(model_id(self.settings.model), chunker_settings(self.settings))
+        return version
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = self._embedder_factory()
+            return self._embedder
+
+    def reload_if_changed(self) -> bool:
+        """Switch to the version CURRENT names if it is new; running requests keep theirs."""
+        name = self.index_dir.current_name()
+        if name is None or name == self.version.name:
+            return False
+        version = self._open()
+        with self._lock:
+            self.version = version
+        log.info("now serving index version %s", version.name)
+        return True
+
+    def ask(self, question: str, k: int | None = None, query: str | None = None) -> Answer:
+        """Answer `question`, searching for `query` if given (a follow-up resolved by the caller)."""
+        question = check_question(question, self.settings.max_question_chars)
+        query = (query or question).strip()
+        k = k or self.settings.default_k
+        version = self.version  # one version for the whole request
+        qvec = self.embedder.embed([query])[0]
+        candidates = Retriever(version, self.settings.candidates).search(query, qvec, k)
+        return compose(question, query, qvec, candidates, version, self.embedder,
+                       self.settings.min_confidence)

@@ -1,0 +1,353 @@
+"""Read a corpus folder into clean documents; unreadable files are skipped with a reason."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from charset_normalizer import from_bytes
+
+from qa.clean import clean_inline, clean_text
+from qa.errors import CorpusError
+
+log = logging.getLogger(__name__)
+
+SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
+# A DOCX is a zip; refuse ones that would expand far beyond their size (zip bombs).
+MAX_DOCX_EXPANSION = 100
+MAX_DOCX_UNPACKED = 200 * 1024 * 1024
+
+
+class UnreadableFile(Exception):
+    """A file that cannot be turned into text; the message is the reason."""
+
+
+@dataclass
+class Block:
+    """A paragraph or heading as a reader found it, before assembly."""
+
+    text: str
+    heading_level: int = 0  # 0 for body text, 1..6 for headings
+    page: int | None = None
+
+
+@dataclass
+class Heading:
+    start: int
+    end: int
+    level: int
+    title: str
+
+
+@dataclass
+class Document:
+    """One source file as clean text; every chunk is an exact slice of `text`."""
+
+    id: str
+    path: str  # relative to the corpus folder, with forward slashes
+    title: str
+    text: str
+    content_hash: str
+    pages: list[tuple[int, int, int]] = field(default_factory=list)  # (start, end, page)
+    headings: list[Heading] = field(default_factory=list)
+
+    def page_at(self, offset: int) -> int | None:
+        for start, end, page in self.pages:
+            if start <= offset < end or (offset == end and start == end):
+                return page
+        return self.pages[-1][2] if self.pages and offset >= self.pages[-1][1] else None
+
+    def section_at(self, offset: int) -> str | None:
+        """The heading path (\"A > B\") in force at `offset`, skipping the document title."""
+        path: list[Heading] = []
+        for h in self.headings:
+            if h.start > offset:
+                break
+            while path and path[-1].level >= h.level:
+                path.pop()
+            path.append(h)
+        names = [h.title for h in path if h.title != self.title or h.level > 1]
+        return " > ".join(names) or None
+
+
+@dataclass
+class SkippedFile:
+    path: str
+    reason: str
+
+
+def document_id(relpath: str) -> str:
+    """A stable, URL-safe id for a document, derived from its path in the corpus."""
+    return hashlib.sha256(relpath.encode("utf-8")).hexdigest()[:16]
+
+
+def file_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def iter_corpus_files(corpus_dir: Path) -> Iterator[Path]:
+    """Supported files under `corpus_dir`, in a stable order, hidden files excluded."""
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"corpus folder not found: {corpus_dir}")
+    for root, dirs, files in os.walk(corpus_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            if path.suffix.lower() in SUPPORTED:
+                yield path
+
+
+def decode_text(data: bytes) -> str:
+    """Bytes to str: UTF-8 first, then the most likely other encoding; binary is refused."""
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UnreadableFile("binary content (NUL bytes) in a text file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(data).best()
+    if best is None:
+        raise UnreadableFile("undecodable text: no character encoding fits")
+    if best.encoding.startswith(("cp125", "latin", "iso8859")):
+        # Single-byte Western guesses are unreliable on short texts; Windows-1252 is by far
+        # the most common of them, so take it when it decodes cleanly.
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:
+            pass
+    return str(best)
+
+
+def _looks_like_heading(line: str) -> bool:
+    return 0 < len(line) <= 80 and "\n" not in line and line[-1] not in ".?!:;,\"'”)]"
+
+
+def read_plain(data: bytes) -> list[Block]:
+    """Plain text: paragraphs split on blank lines; short unpunctuated lines are headings."""
+    text = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
+    blocks = []
+    for para in text.split("\n\n"):
+        para = para.strip()
+        if not para:
+            continue
+        level = 2 if _looks_like_heading(para) else 0
+        if level and not blocks:
+            level = 1
+        blocks.append(Block(para, level))
+    return blocks
+
+
+def read_markdown(data: bytes) -> list[Block]:
+    """Markdown: ATX headings (#) become headings, the rest stays as written."""
+    text = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
+    blocks: list[Block] = []
+    para: list[str] = []
+
+    def flush() -> None:
+        if para:
+            blocks.append(Block("\n".join(para)))
+            para.clear()
+
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            hashes = len(stripped) - len(stripped.lstrip("#"))
+            if 1 <= hashes <= 6 and (len(stripped) == hashes or stripped[hashes] == " "):
+                flush()
+                title = stripped[hashes:].strip().rstrip("#").strip()
+                if title:
+                    blocks.append(Block(title, hashes))
+                continue
+        if not stripped:
+            flush()
+        else:
+            para.append(line)
+    flush()
+    return blocks
+
+
+_HTML_DROP = ("script", "style", "noscript", "template", "iframe", "svg", "head", "object", "embed")
+_HTML_BLOCK = {
+    "p", "div", "section", "article", "main", "aside", "header", "footer", "nav", "li", "ul",
+    "ol", "dl", "dt", "dd", "table", "tr", "td", "th", "blockquote", "pre", "figure",
+    "figcaption", "br", "hr", "form", "address", "details", "summary",
+}
+
+
+def read_html(data: bytes) -> tuple[list[Block], str | None]:
+    """HTML: visible text only, headings kept, title from <title> or the first <h1>."""
+    from bs4 import BeautifulSoup, NavigableString, Tag
+    from bs4.element import Comment, Doctype, ProcessingInstruction
+
+    soup = BeautifulSoup(decode_text(data), "lxml")
+    title_tag = soup.find("title")
+    title = clean_inline(title_tag.get_text()) if title_tag else None
+    for tag in soup.find_all(_HTML_DROP):
+        tag.decompose()
+    root = soup.body or soup
+    blocks: list[Block] = []
+    buf: list[str] = []
+
+    def flush() -> None:
+        text = "".join(buf).strip()
+        if text:
+            blocks.append(Block(text))
+        buf.clear()
+
+    def walk(node: Tag) -> None:
+        for child in node.children:
+            if isinstance(child, (Comment, Doctype, ProcessingInstruction)):
+                continue
+            if isinstance(child, NavigableString):
+                buf.append(str(child))
+            elif isinstance(child, Tag):
+                name = child.name.lower()
+                if name in {"h1", "h2", "h3", "h4", "h5", "h6"}:
+                    flush()
+                    text = clean_inline(child.get_text(" "))
+                    if text:
+                        blocks.append(Block(text, int(name[1])))
+                elif name in _HTML_BLOCK:
+                    flush()
+                    walk(child)
+                    flush()
+                else:
+                    walk(child)
+
+    walk(root)
+    flush()
+    if not title:
+        title = next((b.text for b in blocks if b.heading_level == 1), None)
+    return blocks, title
+
+
+def read_pdf(data: bytes) -> list[Block]:
+    """PDF: the text of each page, page numbers kept."""
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise UnreadableFile("encrypted PDF")
+        blocks = []
+        for number, page in enumerate(reader.pages, start=1):
+            for para in (page.extract_text() or "").split("\n\n"):
+                if para.strip():
+                    blocks.append(Block(para, 0, number))
+        return blocks
+    except UnreadableFile:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        raise UnreadableFile(f"corrupt PDF: {exc}") from exc
+    except Exception as exc:  # pypdf raises many ad-hoc errors on broken files
+        raise UnreadableFile(f"corrupt PDF: {type(exc).__name__}: {exc}") from exc
+
+
+def read_docx(data: bytes) -> list[Block]:
+    """DOCX: paragraphs and headings (Title and Heading N styles), table cells as text."""
+    import io
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            unpacked = sum(info.file_size for info in zf.infolist())
+    except zipfile.BadZipFile as exc:
+        raise UnreadableFile("corrupt DOCX: not a zip archive") from exc
+    if unpacked > MAX_DOCX_UNPACKED or unpacked > MAX_DOCX_EXPANSION * max(len(data), 1):
+        raise UnreadableFile(f"DOCX expands to {unpacked} bytes: refused as a zip bomb")
+    try:
+        import docx
+
+        document = docx.Document(io.BytesIO(data))
+    except Exception as exc:  # python-docx surfaces KeyError, lxml errors and more
+        raise UnreadableFile(f"corrupt DOCX: {type(exc).__name__}: {exc}") from exc
+    blocks = []
+    for para in document.paragraphs:
+        text = para.text.strip()
+        if not text:
+            continue
+        style = (para.style.name if para.style is not None else "") or ""
+        level = 0
+        if style == "Title":
+            level = 1
+        elif style.startswith("Heading"):
+            digits = style.removeprefix("Heading").strip()
+            level = min(int(digits), 6) if digits.isdigit() else 2
+        blocks.append(Block(text, level))
+    for table in document.tables:
+        for row in table.rows:
+            cells = [c.text.strip() for c in row.cells if c.text.strip()]
+            if cells:
+                blocks.append(Block(" | ".join(cells)))
+    return blocks
+
+
+def assemble(relpath: str, blocks: list[Block], title: str | None, digest: str) -> Document:
+    """Join cleaned blocks into one text, recording heading and page offsets."""
+    parts: list[str] = []
+    headings: list[Heading] = []
+    pages: list[tuple[int, int, int]] = []
+    pos = 0
+    for block in blocks:
+        text = clean_inline(block.text) if block.heading_level else clean_text(block.text)
+        if not text:
+            continue
+        if parts:
+            parts.append("\n\n")
+            pos += 2
+        start, pos = pos, pos + len(text)
+        parts.append(text)
+        if block.heading_level:
+            headings.append(Heading(start, pos, block.heading_level, text))
+        if block.page is not None:
+            if pages and pages[-1][2] == block.page:
+                pages[-1] = (pages[-1][0], pos, block.page)
+            else:
+                pages.append((start, pos, block.page))
+    body = "".join(parts)
+    if not title:
+        first_h1 = next((h.title for h in headings if h.level == 1), None)
+        title = first_h1 or Path(relpath).stem.replace("_", " ").replace("-", " ")
+    return Document(document_id(relpath), relpath, clean_inline(title), body, digest, pages, headings)
+
+
+def parse_file(relpath: str, data: bytes) -> Document:
+    """Turn one file's bytes into a Document, or raise UnreadableFile with the reason."""
+    suffix = Path(relpath).suffix.lower()
+    title = None
+    if suffix in {".html", ".htm"}:
+        blocks, title = read_html(data)
+    elif suffix == ".pdf":
+        blocks = read_pdf(data)
+    elif suffix == ".docx":
+        blocks = read_docx(data)
+    elif suffix in {".md", ".markdown"}:
+        blocks = read_markdown(data)
+    else:
+        blocks = read_plain(data)
+    doc = assemble(relpath, blocks, title, file_hash(data))
+    if not doc.text.strip():
+        raise UnreadableFile("no text found")
+    return doc
+
+
+def read_file(path: Path, corpus_dir: Path, max_bytes: int) -> Document:
+    """Read and parse one file of the corpus; raise UnreadableFile with the reason."""
+    relpath = path.relative_to(corpus_dir).as_posix()
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UnreadableFile(f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from exc
+    return parse_file(relpath, data)

@@ -1,0 +1,359 @@
+"""The index on disk: versions of (manifest.json, chunks.sqlite, vectors.faiss) behind a pointer.
+
+Layout of an index folder::
+
+    CURRENT             name of the version being served (replaced atomically)
+    build.lock          held by the one build allowed at a time
+    versions/<name>/    manifest.json, chunks.sqlite, vectors.npy, vectors.faiss
+    versions/.tmp-*     a build in progress; removed if found stale
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from qa.chunk import Chunk
+from qa.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, NotFoundError
+from qa.ingest import Document, Heading
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SQLITE = "chunks.sqlite"
+VECTORS = "vectors.npy"
+FAISS = "vectors.faiss"
+CURRENT = "CURRENT"
+
+SCHEMA = """
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    pages TEXT NOT NULL,
+    headings TEXT NOT NULL
+);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY,
+    doc_id TEXT NOT NULL REFERENCES documents(id),
+    ord INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    page INTEGER,
+    section TEXT,
+    tokens INTEGER NOT NULL,
+    context TEXT NOT NULL
+);
+CREATE INDEX chunks_doc ON chunks(doc_id, ord);
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+    context, text, content='chunks', content_rowid='id',
+    tokenize='porter unicode61 remove_diacritics 2'
+);
+"""
+
+
+@dataclass
+class StoredChunk:
+    """A chunk as read back from the index, with its document's title and path."""
+
+    id: int
+    doc_id: str
+    ord: int
+    start: int
+    end: int
+    text: str
+    page: int | None
+    section: str | None
+    title: str
+    path: str
+
+
+def _doc_to_row(doc: Document) -> tuple[Any, ...]:
+    headings = [[h.start, h.end, h.level, h.title] for h in doc.headings]
+    return (doc.id, doc.path, doc.title, doc.text, doc.content_hash,
+            json.dumps(doc.pages), json.dumps(headings))
+
+
+def _row_to_doc(row: sqlite3.Row) -> Document:
+    headings = [Heading(*h) for h in json.loads(row["headings"])]
+    pages = [tuple(p) for p in json.loads(row["pages"])]
+    return Document(row["id"], row["path"], row["title"], row["text"], row["content_hash"],
+                    pages, headings)  # type: ignore[arg-type]
+
+
+def fts_query(terms: Iterable[str]) -> str:
+    """An FTS5 MATCH expression that ORs quoted terms, so user text cannot inject syntax."""
+    quoted = ['"' + t.replace('"', '""') + '"' for t in terms if t]
+    return " OR ".join(quoted)
+
+
+class VersionWriter:
+    """Writes one new index version into a temporary folder."""
+
+    def __init__(self, folder: Path, dim: int):
+        self.folder = folder
+        self.dim = dim
+        folder.mkdir(parents=True)
+        self.db = sqlite3.connect(folder / SQLITE)
+        self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
+        self._vectors: list[np.ndarray] = []
+        self.n_chunks = 0
+
+    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Store a document with its chunks and their vectors (rows in chunk order)."""
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk")
+        self.db.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?)", _doc_to_row(doc))
+        rows = []
+        for c in chunks:
+            context = " > ".join(x for x in (doc.title, c.section) if x)
+            rows.append((self.n_chunks, doc.id, c.ord, c.start, c.end, c.text, c.page,
+                         c.section, c.tokens, context))
+            self.n_chunks += 1
+        self.db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        if len(chunks):
+            self._vectors.append(np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))
+
+    def finish(self, manifest: dict[str, Any]) -> None:
+        """Fill the FTS table, write vectors, FAISS and the manifest, and flush to disk."""
+        self.db.execute("INSERT INTO chunks_fts(rowid, context, text) "
+                        "SELECT id, context, text FROM chunks")
+        self.db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+        self.db.commit()
+        self.db.close()
+        vectors = (np.concatenate(self._vectors) if self._vectors
+                   else np.zeros((0, self.dim), dtype=np.float32))
+        np.save(self.folder / VECTORS, vectors)
+        index = faiss.IndexFlatIP(self.dim)
+        if len(vectors):
+            index.add(vectors)
+        faiss.write_index(index, str(self.folder / FAISS))
+        manifest = {**manifest, "format_version": FORMAT_VERSION}
+        (self.folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        for name in (SQLITE, VECTORS, FAISS, MANIFEST):
+            with open(self.folder / name, "rb") as fh:
+                os.fsync(fh.fileno())
+
+    def abort(self) -> None:
+        try:
+            self.db.close()
+        except sqlite3.Error:
+            pass
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class IndexVersion:
+    """A read-only, loaded index version; safe to share between threads."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.name = folder.name
+        for name in (MANIFEST, SQLITE, FAISS):
+            if not (folder / name).is_file():
+                raise IndexCorruptError(f"index version {folder} is missing {name}; run 'qa index --full'")
+        try:
+            self.manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text())
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(f"unreadable manifest in {folder}: {exc}") from exc
+        if self.manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexIncompatibleError(
+                f"index at {folder} has format {self.manifest.get('format_version')!r}, "
+                f"this qa reads {FORMAT_VERSION}; run 'qa index --full'")
+        try:
+            self.faiss = faiss.read_index(str(folder / FAISS))
+        except RuntimeError as exc:
+            raise IndexCorruptError(f"unreadable FAISS index in {folder}; run 'qa index --full'") from exc
+        self._local = threading.local()
+        try:
+            n = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"unreadable SQLite database in {folder}: {exc}; "
+                                    "run 'qa index --full'") from exc
+        if n != self.faiss.ntotal:
+            raise IndexCorruptError(f"index {folder} has {n} chunks but {self.faiss.ntotal} "
+                                    "vectors; run 'qa index --full'")
+        self.n_chunks = n
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """A read-only connection for the calling thread."""
+        conn = getattr(self._local, "db", None)
+        if conn is None:
+            uri = (self.folder / SQLITE).resolve().as_uri() + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            self._local.db = conn
+        return conn
+
+    def check_compatible(self, model: str, chunker: dict[str, Any]) -> None:
+        """Refuse an index built with another model or chunker."""
+        built = self.manifest.get("model", {}).get("id")
+        if built != model:
+            raise IndexIncompatibleError(
+                f"index was built with model {built!r}, settings ask for {model!r}; "
+                "run 'qa index --full' to rebuild")
+        if self.manifest.get("chunker") != chunker:
+            raise IndexIncompatibleError(
+                f"index was built with chunker {self.manifest.get('chunker')}, settings ask for "
+                f"{chunker}; run 'qa index --full' to rebuild")
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def dense_search(self, query: np.ndarray, n: int) -> list[tuple[int, float]]:
+        if self.n_chunks == 0:
+            return []
+        scores, ids = self.faiss.search(query.reshape(1, -1).astype(np.float32), min(n, self.n_chunks))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def lexical_search(self, terms: Sequence[str], n: int) -> list[tuple[int, float]]:
+        """BM25 over chunk text and title/section; higher is better."""
+        match = fts_query(terms)
+        if not match:
+            return []
+        rows = self.db.execute(
+            "SELECT rowid, bm25(chunks_fts, 0.5, 1.0) AS s FROM chunks_fts "
+            "WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?", (match, n)).fetchall()
+        return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def doc_freqs(self, terms: Sequence[str]) -> dict[str, int]:
+        """Chunks containing each term (after the FTS tokenizer's stemming)."""
+        out = {}
+        for t in set(terms):
+            row = self.db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+                                  (fts_query([t]),)).fetchone()
+            out[t] = int(row[0])
+        return out
+
+    def chunks(self, ids: Sequence[int]) -> list[StoredChunk]:
+        """Chunks by id, in the order asked."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT c.id, c.doc_id, c.ord, c.start, c.end, c.text, c.page, c.section, "
+            f"d.title, d.path FROM chunks c JOIN documents d ON d.id = c.doc_id "
+            f"WHERE c.id IN ({marks})", list(ids)).fetchall()
+        by_id = {r[0]: StoredChunk(*r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        return np.stack([self.faiss.reconstruct(int(i)) for i in ids]) if ids else \
+            np.zeros((0, self.faiss.d), dtype=np.float32)
+
+    def all_vectors(self) -> np.ndarray:
+        return np.load(self.folder / VECTORS, mmap_mode="r")
+
+    def document(self, doc_id: str) -> Document:
+        row = self.db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no document with id {doc_id!r}")
+        return _row_to_doc(row)
+
+    def page_at(self, doc_id: str, offset: int) -> int | None:
+        """The page of a document at a character offset, for documents that have pages."""
+        row = self.db.execute("SELECT pages FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        if row is None or row[0] == "[]":
+            return None
+        doc = Document(doc_id, "", "", "", "", [tuple(p) for p in json.loads(row[0])])  # type: ignore[misc]
+        return doc.page_at(offset)
+
+    def documents(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT d.id, d.path, d.title, length(d.text) AS chars, count(c.id) AS chunks "
+            "FROM documents d LEFT JOIN chunks c ON c.doc_id = d.id "
+            "GROUP BY d.id ORDER BY d.path").fetchall()
+        return [dict(r) for r in rows]
+
+    def doc_chunk_rows(self, doc_id: str) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM chunks WHERE doc_id = ? ORDER BY ord",
+                               (doc_id,)).fetchall()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "db", None)
+        if conn is not None:
+            conn.close()
+            self._local.db = None
+
+
+class IndexDir:
+    """The folder that holds all versions and the pointer to the current one."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.versions = path / "versions"
+
+    def current_name(self) -> str | None:
+        try:
+            name = (self.path / CURRENT).read_text().strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise IndexCorruptError(f"cannot read {self.path / CURRENT}: {exc}") from exc
+        if not name or "/" in name or name.startswith("."):
+            raise IndexCorruptError(f"{self.path / CURRENT} is damaged; run 'qa index --full'")
+        return name
+
+    def open_current(self) -> IndexVersion:
+        """Load the version CURRENT points to, or explain why it cannot be done."""
+        name = self.current_name()
+        if name is None:
+            raise IndexMissingError(f"no index at {self.path}; run 'qa index' first")
+        folder = self.versions / name
+        if not folder.is_dir():
+            raise IndexCorruptError(f"index version {name} named by {self.path / CURRENT} is gone; "
+                                    "run 'qa index --full'")
+        return IndexVersion(folder)
+
+    def new_temp(self) -> Path:
+        self.versions.mkdir(parents=True, exist_ok=True)
+        return self.versions / f".tmp-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{os.urandom(3).hex()}"
+
+    def publish(self, temp: Path) -> str:
+        """Move a finished build into place and point CURRENT at it, atomically."""
+        seqs = [int(p.name[1:7]) for p in self.versions.glob("v[0-9][0-9][0-9][0-9][0-9][0-9]-*")]
+        # A sequence number first, so names sort in build order.
+        name = f"v{max(seqs, default=0) + 1:06d}-" + time.strftime("%Y%m%dT%H%M%S")
+        final = self.versions / name
+        os.replace(temp, final)
+        pointer = self.path / f".{CURRENT}.{os.getpid()}.tmp"
+        pointer.write_text(name + "\n")
+        with open(pointer, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(pointer, self.path / CURRENT)
+        return name
+
+    def remove_stale_temps(self) -> list[str]:
+        """Delete folders of builds that died; call only while holding the build lock."""
+        removed = []
+        if self.versions.is_dir():
+            for p in self.versions.glob(".tmp-*"):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
+        for p in self.path.glob(f".{CURRENT}.*.tmp"):
+            p.unlink(missing_ok=True)
+        return removed
+
+    def prune(self, keep: int) -> list[str]:
+        """Remove old versions beyond the newest `keep`, never the current one."""
+        if not self.versions.is_dir():
+            return []
+        current = self.current_name()
+        names = sorted(p.name for p in self.versions.iterdir()
+                       if p.is_dir() and p.name.startswith("v"))
+        old = [n for n in names[:-keep] if n != current] if keep < len(names) else []
+        for n in old:
+            shutil.rmtree(self.versions / n, ignore_errors=True)
+        return old

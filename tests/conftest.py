@@ -1,0 +1,120 @@
+"""Shared fixtures: a tiny corpus in tmp_path, a deterministic fake embedder, settings."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.build import build_index
+from qa.config import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class FakeEmbedder:
+    """Bag-of-words hashing into 64 dimensions: fast, deterministic, and good enough to rank."""
+
+    model_id = "sentence-transformers/all-MiniLM-L6-v2"
+    dim = 64
+    max_tokens = 256
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.texts_embedded = 0
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        self.calls += 1
+        self.texts_embedded += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in re.findall(r"\w+", t.lower()):
+                h = int(hashlib.md5(w.encode()).hexdigest()[:8], 16)
+                out[i, h % self.dim] += 1.0
+            norm = np.linalg.norm(out[i])
+            out[i] = out[i] / norm if norm else out[i]
+            if not norm:
+                out[i, 0] = 1.0
+        return out
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 10, text)
+    return bytes(pdf.output())
+
+
+def make_docx(paragraphs: list[tuple[str, str | None]]) -> bytes:
+    import docx
+
+    d = docx.Document()
+    for text, style in paragraphs:
+        if style and style.startswith("Heading"):
+            d.add_heading(text, level=int(style.split()[-1]))
+        else:
+            d.add_paragraph(text)
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    """One file of every supported kind, plus files that must be skipped."""
+    root = tmp_path / "corpus"
+    (root / "sub").mkdir(parents=True)
+    (root / "volcanoes.txt").write_text(
+        "Volcanoes of Iceland\n\nIceland has about thirty active volcano systems. "
+        "Hekla erupted in 2000 and Eyjafjallajokull closed European airspace in 2010.\n\n"
+        "Geothermal energy\n\nMost homes in Reykjavik are heated by geothermal water piped from "
+        "nearby fields.\n", encoding="utf-8")
+    (root / "sub" / "bees.md").write_text(
+        "# Honey bees\n\nA colony has one queen and thousands of workers.\n\n"
+        "## Dance\n\nWorkers perform a waggle dance to tell others where flowers are.\n",
+        encoding="utf-8")
+    (root / "page.html").write_text(
+        "<html><head><title>Tea history</title><style>p{color:red}</style>"
+        "<script>alert('x')</script></head><body><h1>Tea</h1>"
+        "<p>Tea was first drunk in <b>China</b> as a medicine.</p><h2>Britain</h2>"
+        "<p>The British East India Company brought tea to London in the 1660s.</p></body></html>",
+        encoding="utf-8")
+    (root / "report.pdf").write_bytes(make_pdf([
+        "The first page talks about glaciers retreating across the Alps.",
+        "The second page reports that penguins live in Antarctica.",
+    ]))
+    (root / "notes.docx").write_bytes(make_docx([
+        ("Rivers", "Heading 1"),
+        ("The Danube flows through ten countries before reaching the Black Sea.", None),
+    ]))
+    (root / "latin1.txt").write_bytes(
+        "Café culture in Vienna dates back to the siege of 1683, señor.".encode("cp1252"))
+    (root / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf\n")
+    (root / "binary.txt").write_bytes(b"\x00\x01\x02\x03" * 100)
+    (root / "ignored.csv").write_text("a,b\n1,2\n")
+    return root
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, tiny_corpus: Path) -> Settings:
+    return Settings(corpus_dir=tiny_corpus, index_dir=tmp_path / "index", min_confidence=0.0)
+
+
+@pytest.fixture
+def built(settings: Settings, fake_embedder: FakeEmbedder) -> Settings:
+    build_index(settings, lambda: fake_embedder)
+    return settings

@@ -1,0 +1,74 @@
+"""The CLI as a user runs it: a real subprocess, one-line errors, non-zero exits."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def qa(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True,
+                          env=ENV, cwd=cwd, timeout=600)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["ask", ""], "the question is empty"),
+    (["ask", "   "], "the question is empty"),
+    (["ask", "x" * 100_000], "the limit is"),
+    (["index", "/nonexistent/corpus"], "corpus folder not found"),
+])
+def test_bad_input_is_one_line_error(tmp_path: Path, args, message):
+    result = qa(*args, "--index", str(tmp_path / "idx"))
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_index_tells_to_run_index(tmp_path: Path):
+    result = qa("ask", "What?", "--index", str(tmp_path / "idx"))
+    assert result.returncode == 1
+    assert "run 'qa index'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_corrupt_index_is_one_line_error(tmp_path: Path):
+    (tmp_path / "idx").mkdir()
+    (tmp_path / "idx" / "CURRENT").write_text("v1\n")
+    result = qa("ask", "What?", "--index", str(tmp_path / "idx"))
+    assert result.returncode == 1 and "is gone" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_empty_corpus_folder(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    result = qa("index", str(tmp_path / "empty"), "--index", str(tmp_path / "idx"))
+    assert result.returncode == 1 and "no supported files" in result.stderr
+
+
+@pytest.mark.model
+def test_index_and_ask_on_bundled_corpus(tmp_path: Path):
+    """The real model, end to end through the CLI, on the article in corpus/."""
+    repo = Path(__file__).resolve().parent.parent
+    index = str(tmp_path / "idx")
+    built = qa("index", str(repo / "corpus"), "--index", index)
+    assert built.returncode == 0, built.stderr
+    assert "documents: 1" in built.stdout and "skipped: 0" in built.stdout
+    result = qa("ask", "How much money was put into Dutch photonic circuits?", "--index", index,
+                "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert not answer["abstained"]
+    first = answer["citations"][0]
+    assert "€133 million" in first["text"]
+    assert first["path"] == "eu-japan-digital-partnership.txt"
+    doc = (repo / "corpus" / first["path"]).read_text(encoding="utf-8")
+    start, end = first["highlight"][0]
+    assert "€133 million" in doc[start:end]  # the corpus file is already clean text
+    assert "€133 million" in answer["text"] and "[1]" in answer["text"]
+    plain = qa("ask", "How much money was put into Dutch photonic circuits?", "--index", index)
+    assert "[1] The EU and Japan Build a Digital Partnership" in plain.stdout
