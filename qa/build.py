@@ -6,7 +6,7 @@ import fcntl
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,11 @@ def _previous(index: IndexDir, settings: Settings, full: bool) -> tuple[IndexVer
     except QAError as exc:
         prev.close()
         return None, f"settings changed: {exc}"
+    backend = prev.manifest.get("model", {}).get("backend")
+    if backend != settings.embed_backend:
+        prev.close()
+        # Vectors from two encoders differ slightly; never mix them in one index.
+        return None, f"encoder backend changed from {backend!r} to {settings.embed_backend!r}"
     return prev, None
 
 
@@ -95,8 +100,12 @@ def build_index(
     embedder_factory: Callable[[], Embedder],
     full: bool = False,
     progress: Progress | None = None,
+    lock_held: bool = False,
 ) -> BuildReport:
-    """Build a new index version from `settings.corpus_dir` and make it current."""
+    """Build a new index version from `settings.corpus_dir` and make it current.
+
+    `lock_held` says the caller already holds the build lock (see `build_lock`).
+    """
     started = time.perf_counter()
     corpus = settings.corpus_dir
     if not corpus.is_dir():
@@ -104,7 +113,7 @@ def build_index(
     report = BuildReport(full=full)
     tick = progress or (lambda phase, done, total: None)
     index = IndexDir(settings.index_dir)
-    with build_lock(settings.index_dir):
+    with nullcontext() if lock_held else build_lock(settings.index_dir):
         for name in index.remove_stale_temps():
             log.info("removed stale build folder %s", name)
         prev, reason = _previous(index, settings, full)
@@ -198,7 +207,8 @@ def build_index(
             tick("write", 0, 1)
             writer.finish({
                 "qa_version": __version__,
-                "model": {"id": model_id(settings.model), "dim": dim},
+                "model": {"id": model_id(settings.model), "dim": dim,
+                          "backend": settings.embed_backend},
                 "chunker": chunker_settings(settings),
                 "documents": seen,
                 "counts": {"documents": len(seen), "chunks": writer.n_chunks,

@@ -21,7 +21,11 @@ class Settings(BaseSettings):
         BUNDLED_MODEL,
         description="Embedding model: the bundled name, a local folder, or a cached hub name.",
     )
-    embed_backend: str = Field("torch", description="Encoder backend: 'torch' (reference).")
+    embed_backend: str = Field(
+        "torch",
+        description="Encoder: 'torch' (sentence-transformers, the reference), 'onnx' (fp32) "
+        "or 'onnx-int8' (onnxruntime, no torch at query time).",
+    )
     embed_batch_size: int = Field(32, ge=1, le=1024)
 
     chunk_tokens: int = Field(

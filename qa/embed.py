@@ -90,8 +90,23 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+def onnx_cache_dir(settings: Settings) -> Path:
+    """Where the exported ONNX graphs of the configured model are kept: beside the index."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model_id(settings.model))
+    return settings.index_dir / "encoders" / safe
+
+
 def load_embedder(settings: Settings) -> Embedder:
     """The embedder named by the settings."""
-    if settings.embed_backend == "torch":
+    backend = settings.embed_backend
+    if backend == "torch":
         return SentenceTransformerEmbedder(settings.model, settings.embed_batch_size)
-    raise QAError(f"unknown embed backend {settings.embed_backend!r}; use 'torch'")
+    if backend in {"onnx", "onnx-int8"}:
+        from qa.onnx_encoder import OnnxEmbedder
+
+        path = resolve_model_path(settings.model)
+        if path is None:
+            raise QAError(f"the ONNX backend needs a local model folder; {settings.model!r} is not one")
+        return OnnxEmbedder(path, model_id(settings.model), onnx_cache_dir(settings),
+                            quantize=backend == "onnx-int8", batch_size=settings.embed_batch_size)
+    raise QAError(f"unknown embed backend {backend!r}; use 'torch', 'onnx' or 'onnx-int8'")

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -176,8 +175,12 @@ class IndexVersion:
             self.faiss = faiss.read_index(str(folder / FAISS))
         except RuntimeError as exc:
             raise IndexCorruptError(f"unreadable FAISS index in {folder}; run 'qa index --full'") from exc
-        self._local = threading.local()
         try:
+            # One connection, opened now: it keeps working even if an old version's folder is
+            # pruned while requests still use it. SQLite serialises access between threads.
+            uri = (folder / SQLITE).resolve().as_uri() + "?mode=ro"
+            self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
             n = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"unreadable SQLite database in {folder}: {exc}; "
@@ -186,17 +189,6 @@ class IndexVersion:
             raise IndexCorruptError(f"index {folder} has {n} chunks but {self.faiss.ntotal} "
                                     "vectors; run 'qa index --full'")
         self.n_chunks = n
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        """A read-only connection for the calling thread."""
-        conn = getattr(self._local, "db", None)
-        if conn is None:
-            uri = (self.folder / SQLITE).resolve().as_uri() + "?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            self._local.db = conn
-        return conn
 
     def check_compatible(self, model: str, chunker: dict[str, Any]) -> None:
         """Refuse an index built with another model or chunker."""
@@ -282,10 +274,7 @@ class IndexVersion:
                                (doc_id,)).fetchall()
 
     def close(self) -> None:
-        conn = getattr(self._local, "db", None)
-        if conn is not None:
-            conn.close()
-            self._local.db = None
+        self.db.close()
 
 
 class IndexDir:
