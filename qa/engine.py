@@ -6,12 +6,14 @@ import logging
 import threading
 from collections.abc import Callable
 
-from qa.answer import Answer, compose
+import numpy as np
+
+from qa.answer import Answer, SentenceVectors, compose
 from qa.build import chunker_settings
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder, model_id
 from qa.errors import BadQuestionError
-from qa.retrieve import Retriever
+from qa.retrieve import Retriever, query_terms
 from qa.store import IndexDir, IndexVersion
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ class Engine:
         self._embedder_factory = embedder_factory or (lambda: load_embedder(settings))
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
+        self.sentence_vectors = SentenceVectors()
         self.version: IndexVersion = self._open()
 
     def _open(self) -> IndexVersion:
@@ -66,7 +69,11 @@ class Engine:
         query = (query or question).strip()
         k = k or self.settings.default_k
         version = self.version  # one version for the whole request
+        if not query_terms(query):
+            # Only stop words or punctuation: nothing to search for, so abstain without a search.
+            return compose(question, query, np.zeros(1, np.float32), [], version, self.embedder,
+                           self.settings.min_confidence)
         qvec = self.embedder.embed([query])[0]
         candidates = Retriever(version, self.settings.candidates).search(query, qvec, k)
         return compose(question, query, qvec, candidates, version, self.embedder,
-                       self.settings.min_confidence)
+                       self.settings.min_confidence, sentence_vectors=self.sentence_vectors)

@@ -1,13 +1,25 @@
-"""Hybrid retrieval: dense (FAISS) and lexical (FTS5 BM25) candidates, fused."""
+"""Hybrid retrieval: dense (FAISS) and lexical (FTS5 BM25) candidates, scored together.
+
+Each candidate chunk gets three signals: its cosine to the query, its BM25 score, and how much
+of the query's IDF mass its best sentence covers. The final score is a weighted sum of the
+three after per-query normalisation (see `Weights`); plain reciprocal-rank fusion is kept for
+comparison.
+"""
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+import sqlite3
+import threading
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from qa.store import IndexVersion
+from qa.chunk import sentence_spans
+from qa.store import IndexVersion, fts_query
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -31,20 +43,93 @@ def query_terms(text: str) -> list[str]:
     return list(seen)
 
 
+class Stemmer:
+    """Porter stems exactly as the index's FTS5 tokenizer makes them, cached per word."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(":memory:", check_same_thread=False)
+        self._db.executescript(
+            "CREATE VIRTUAL TABLE w USING fts5(x, tokenize='porter unicode61 remove_diacritics 2');"
+            "CREATE VIRTUAL TABLE v USING fts5vocab(w, 'instance');")
+
+    def stems(self, words: Iterable[str]) -> dict[str, str]:
+        """word -> stem for each word (lower-case input expected)."""
+        words = set(words)
+        with self._lock:
+            todo = [w for w in words if w not in self._cache]
+            if todo:
+                self._db.executemany("INSERT INTO w(rowid, x) VALUES (?, ?)",
+                                     list(enumerate(todo)))
+                got = dict(self._db.execute("SELECT doc, term FROM v").fetchall())
+                self._db.execute("DELETE FROM w")
+                for i, w in enumerate(todo):
+                    # Words the tokenizer splits (rare) keep their folded form.
+                    self._cache[w] = got.get(i, _fold(w))
+                if len(self._cache) > 200_000:
+                    self._cache.clear()
+            return {w: self._cache.get(w) or _fold(w) for w in words}
+
+
+def _fold(word: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+
+
+_STEMMER: Stemmer | None = None
+
+
+def stemmer() -> Stemmer:
+    """The process-wide stemmer (created on first use, not at import)."""
+    global _STEMMER
+    if _STEMMER is None:
+        _STEMMER = Stemmer()
+    return _STEMMER
+
+
+def stem_set(text: str) -> set[str]:
+    """The distinct stems of a text's content words."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    table = stemmer().stems(words)
+    return {table[w] for w in words}
+
+
+@dataclass
+class Weights:
+    """How the three signals combine: weights on per-query normalised scores."""
+
+    dense: float = 0.45
+    lexical: float = 0.35
+    sentence: float = 0.20
+    candidates: int = 100
+
+
+DEFAULT_WEIGHTS = Weights()
+
+
 @dataclass
 class Candidate:
+    """A retrieved chunk with every signal that ranked it."""
+
     chunk_id: int
     score: float
     dense: float | None = None
     lexical: float | None = None
     dense_rank: int | None = None
     lexical_rank: int | None = None
+    sentence: float = 0.0  # share of the query's IDF mass covered by the best sentence
+    best_span: tuple[int, int] | None = None  # that sentence, in document offsets
+    doc_id: str = ""
+    start: int = 0
+    end: int = 0
+    text: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
 
 
 def fuse_rrf(
     dense: list[tuple[int, float]], lexical: list[tuple[int, float]], k: int = 60
 ) -> list[Candidate]:
-    """Reciprocal-rank fusion of two ranked lists."""
+    """Reciprocal-rank fusion of two ranked lists (the baseline)."""
     cands: dict[int, Candidate] = {}
     for rank, (cid, s) in enumerate(dense):
         c = cands.setdefault(cid, Candidate(cid, 0.0))
@@ -57,15 +142,102 @@ def fuse_rrf(
     return sorted(cands.values(), key=lambda c: -c.score)
 
 
+def lexical_scores(version: IndexVersion, terms: Sequence[str], ids: Sequence[int]) -> dict[int, float]:
+    """BM25 (higher is better) of given chunks; chunks matching no term are left out."""
+    match = fts_query(terms)
+    if not match or not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = version.db.execute(
+        f"SELECT rowid, bm25(chunks_fts, 0.5, 1.0) FROM chunks_fts "
+        f"WHERE chunks_fts MATCH ? AND rowid IN ({marks})", [match, *ids]).fetchall()
+    return {int(r[0]): -float(r[1]) for r in rows}
+
+
+def term_idf(version: IndexVersion, terms: Sequence[str]) -> dict[str, float]:
+    """Stem -> BM25-style IDF over the index's chunks, for the query's content words."""
+    n = max(version.n_chunks, 1)
+    freqs = version.doc_freqs(list(terms))
+    stems = stemmer().stems(terms)
+    out: dict[str, float] = {}
+    for t in terms:
+        df = freqs.get(t, 0)
+        out[stems[t]] = max(out.get(stems[t], 0.0), math.log(1 + (n - df + 0.5) / (df + 0.5)))
+    return out
+
+
+def best_sentence(
+    text: str, offset: int, idf: dict[str, float]
+) -> tuple[float, tuple[int, int] | None]:
+    """The sentence of a chunk covering most of the query's IDF mass, and that share."""
+    total = sum(idf.values())
+    if total <= 0:
+        return 0.0, None
+    best, span = 0.0, None
+    for a, b in sentence_spans(text, offset):
+        stems = stem_set(text[a - offset : b - offset])
+        share = sum(w for s, w in idf.items() if s in stems) / total
+        if share > best:
+            best, span = share, (a, b)
+    return best, span
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / (hi - lo) if hi > lo else np.ones_like(x)
+
+
 class Retriever:
     """Finds the chunks most likely to answer a query in one index version."""
 
-    def __init__(self, version: IndexVersion, n_candidates: int = 100):
+    def __init__(self, version: IndexVersion, n_candidates: int = 100,
+                 weights: Weights = DEFAULT_WEIGHTS):
         self.version = version
         self.n_candidates = n_candidates
+        self.weights = weights
+
+    def candidates(self, query: str, query_vector: np.ndarray) -> list[Candidate]:
+        """The union of dense and lexical top lists, every signal filled in, unsorted."""
+        terms = query_terms(query)
+        if not terms:
+            return []
+        n = self.n_candidates
+        dense = self.version.dense_search(query_vector, n)
+        lexical = self.version.lexical_search(terms, n)
+        cands: dict[int, Candidate] = {}
+        for rank, (cid, s) in enumerate(dense):
+            cands[cid] = Candidate(cid, 0.0, dense=s, dense_rank=rank)
+        for rank, (cid, s) in enumerate(lexical):
+            c = cands.setdefault(cid, Candidate(cid, 0.0))
+            c.lexical, c.lexical_rank = s, rank
+        missing_dense = [cid for cid, c in cands.items() if c.dense is None]
+        if missing_dense:
+            cos = self.version.vectors(missing_dense) @ query_vector.reshape(-1)
+            for cid, s in zip(missing_dense, cos, strict=True):
+                cands[cid].dense = float(s)
+        missing_lex = [cid for cid, c in cands.items() if c.lexical is None]
+        got = lexical_scores(self.version, terms, missing_lex)
+        for cid in missing_lex:
+            cands[cid].lexical = got.get(cid, 0.0)
+        idf = term_idf(self.version, terms)
+        for ch in self.version.chunks(list(cands)):
+            c = cands[ch.id]
+            c.doc_id, c.start, c.end, c.text = ch.doc_id, ch.start, ch.end, ch.text
+            c.sentence, c.best_span = best_sentence(ch.text, ch.start, idf)
+        return list(cands.values())
+
+    def score(self, cands: list[Candidate]) -> list[Candidate]:
+        """Set each candidate's fused score; return them best first."""
+        if not cands:
+            return []
+        w = self.weights
+        dense = _minmax(np.array([c.dense or 0.0 for c in cands]))
+        lex = np.array([c.lexical or 0.0 for c in cands])
+        lex = lex / lex.max() if lex.max() > 0 else lex
+        for c, d, b in zip(cands, dense, lex, strict=True):
+            c.score = float(w.dense * d + w.lexical * b + w.sentence * c.sentence)
+        return sorted(cands, key=lambda c: -c.score)
 
     def search(self, query: str, query_vector: np.ndarray, k: int) -> list[Candidate]:
-        terms = query_terms(query)
-        dense = self.version.dense_search(query_vector, self.n_candidates)
-        lexical = self.version.lexical_search(terms, self.n_candidates) if terms else []
-        return fuse_rrf(dense, lexical)[:k]
+        """The `k` best chunks for a query (none for a query with no content words)."""
+        return self.score(self.candidates(query, query_vector))[:k]

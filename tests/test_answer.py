@@ -1,0 +1,72 @@
+"""Answers: cited sentences with exact spans, merged overlapping passages, abstention."""
+
+from __future__ import annotations
+
+from qa.answer import Citation, SentenceVectors, _citations, confidence_of
+from qa.config import Settings
+from qa.engine import Engine
+from qa.retrieve import Candidate
+from qa.store import StoredChunk
+
+from .conftest import FakeEmbedder
+
+
+def test_every_sentence_cites_an_exact_span(built: Settings):
+    engine = Engine(built, FakeEmbedder)
+    answer = engine.ask("Where do penguins live?")
+    assert not answer.abstained and answer.sentences
+    for s in answer.sentences:
+        cit = next(c for c in answer.citations if c.n == s.n)
+        doc = engine.version.document(cit.document_id)
+        assert doc.text[s.start:s.end] == s.text
+        assert cit.start <= s.start and s.end <= cit.end
+        assert (s.start, s.end) in cit.highlight
+        assert f"{s.text} [{s.n}]" in answer.text
+    assert set(answer.signals) == {"sentence_cosine", "sentence_coverage", "passage_cosine",
+                                   "passage_bm25"}
+
+
+def test_low_confidence_abstains_but_lists_passages(built: Settings):
+    strict = built.model_copy(update={"min_confidence": 1.0})
+    answer = Engine(strict, FakeEmbedder).ask("Which company brought tea to London?")
+    assert answer.abstained and answer.sentences == []
+    assert "does not answer" in answer.text and "closest passages" in answer.text
+    assert answer.citations and all(not c.highlight for c in answer.citations)
+
+
+def test_stop_words_only_abstains_without_citing(built: Settings):
+    answer = Engine(built, FakeEmbedder).ask("What is it?")
+    assert answer.abstained and answer.citations == [] and answer.confidence == 0.0
+
+
+def test_overlapping_chunks_are_cited_once():
+    def chunk(i: int, start: int, text: str) -> StoredChunk:
+        return StoredChunk(i, "doc", i, start, start + len(text), text, None, None, "T", "t.txt")
+
+    text = "One two. Three four. Five six."
+    a = chunk(1, 0, text[:20])  # "One two. Three four."
+    b = chunk(2, 9, text[9:])  # "Three four. Five six."
+    c = StoredChunk(3, "other", 0, 0, 5, "Other", None, None, "O", "o.txt")
+    cands = [Candidate(1, 0.9), Candidate(2, 0.8), Candidate(3, 0.1)]
+    cits, n_of_rank = _citations([a, b, c], cands, {1: [(21, 30)]})
+    assert len(cits) == 2
+    merged: Citation = cits[0]
+    assert (merged.start, merged.end, merged.text) == (0, len(text), text)
+    assert merged.highlight == [(21, 30)] and n_of_rank == {0: 1, 1: 1, 2: 2}
+
+
+def test_confidence_rises_with_evidence():
+    weak = {"sentence_cosine": 0.1, "sentence_coverage": 0.1, "passage_cosine": 0.1,
+            "passage_bm25": 0.1}
+    strong = {"sentence_cosine": 0.8, "sentence_coverage": 1.0, "passage_cosine": 0.7,
+              "passage_bm25": 1.0}
+    assert 0.0 <= confidence_of(weak) < 0.5 < confidence_of(strong) <= 1.0
+
+
+def test_sentence_vectors_embed_each_sentence_once():
+    fake = FakeEmbedder()
+    cache = SentenceVectors()
+    keys = [("d", 0, 5), ("d", 6, 9)]
+    first = cache.get("v1", fake, keys, ["alpha", "beta"])
+    again = cache.get("v1", fake, keys, ["alpha", "beta"])
+    assert fake.texts_embedded == 2 and (first == again).all()
