@@ -35,3 +35,7 @@ class NotFoundError(QAError):
 
 class DatasetError(QAError):
     """An evaluation dataset is malformed; the message names the file and line."""
+
+
+class AccessDeniedError(QAError):
+    """An admin request without the right token, or admin access is switched off."""

@@ -40,6 +40,20 @@ def _max_length(model_dir: Path) -> int:
     return 256
 
 
+def _fuse(onnx_file: Path, model_dir: Path) -> None:
+    """Fuse attention, layer norm and GELU nodes in place; keep the plain graph if that fails."""
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        cfg = json.loads((model_dir / "config.json").read_text())
+        fused = optimize_model(str(onnx_file), model_type="bert",
+                               num_heads=int(cfg.get("num_attention_heads", 0)),
+                               hidden_size=int(cfg.get("hidden_size", 0)))
+        fused.save_model_to_file(str(onnx_file))
+    except Exception as exc:  # the optimiser is best effort; the unfused graph is correct
+        log.info("ONNX graph fusion skipped: %s", exc)
+
+
 def export_onnx(model_dir: Path, out_dir: Path, quantize: bool) -> Path:
     """Export the transformer of a local sentence-transformers model to ONNX (needs torch)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -75,6 +89,7 @@ def export_onnx(model_dir: Path, out_dir: Path, quantize: bool) -> Path:
                               ("input_ids", "attention_mask", "token_type_ids", "last_hidden_state")},
                 opset_version=17, dynamo=False,
             )
+        _fuse(tmp, model_dir)
         os.replace(tmp, fp32)
     if not quantize:
         return fp32
@@ -84,7 +99,11 @@ def export_onnx(model_dir: Path, out_dir: Path, quantize: bool) -> Path:
 
         tmp = out_dir / f".{INT8}.{os.getpid()}.tmp"
         # Per-channel scales keep cosine to fp32 near 0.99; per-tensor ones lose too much.
-        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        from onnx import TensorProto
+
+        # Fused nodes defeat shape inference; their outputs are float32.
+        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
         os.replace(tmp, int8)
     return int8
 
