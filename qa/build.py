@@ -154,7 +154,7 @@ def build_index(
             if dim is None:
                 embedder = embedder_factory()
                 dim = embedder.dim
-            writer = VersionWriter(temp, dim)
+            writer = VersionWriter(temp, dim, settings.ann_threshold)
             for i, path in enumerate(files):
                 tick("read", i, len(files))
                 relpath = path.relative_to(corpus).as_posix()

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     min_confidence: float = Field(
         0.5, ge=0.0, le=1.0, description="Below this the answer abstains."
     )
+    ann_threshold: int = Field(
+        200_000, ge=1, description="From this many chunks on, FAISS uses an IVF index (8-bit codes)."
+    )
     keep_versions: int = Field(3, ge=1, le=50, description="Index versions kept on disk.")
 
     host: str = "127.0.0.1"

@@ -26,8 +26,9 @@ import numpy as np
 from qa.chunk import Chunk
 from qa.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, NotFoundError
 from qa.ingest import Document, Heading
+from qa.vectors import ANN_THRESHOLD, build_vector_index, prepare_for_search
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 SQLITE = "chunks.sqlite"
 VECTORS = "vectors.npy"
@@ -102,9 +103,10 @@ def fts_query(terms: Iterable[str]) -> str:
 class VersionWriter:
     """Writes one new index version into a temporary folder."""
 
-    def __init__(self, folder: Path, dim: int):
+    def __init__(self, folder: Path, dim: int, ann_threshold: int = ANN_THRESHOLD):
         self.folder = folder
         self.dim = dim
+        self.ann_threshold = ann_threshold
         folder.mkdir(parents=True)
         self.db = sqlite3.connect(folder / SQLITE)
         self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
@@ -135,12 +137,12 @@ class VersionWriter:
         self.db.close()
         vectors = (np.concatenate(self._vectors) if self._vectors
                    else np.zeros((0, self.dim), dtype=np.float32))
-        np.save(self.folder / VECTORS, vectors)
-        index = faiss.IndexFlatIP(self.dim)
-        if len(vectors):
-            index.add(vectors)
+        self._vectors.clear()
+        # float16 on disk: half the size, and ample precision for unit vectors to be reused.
+        np.save(self.folder / VECTORS, vectors.astype(np.float16))
+        index, described = build_vector_index(vectors, self.ann_threshold)
         faiss.write_index(index, str(self.folder / FAISS))
-        manifest = {**manifest, "format_version": FORMAT_VERSION}
+        manifest = {**manifest, "format_version": FORMAT_VERSION, "vector_index": described}
         (self.folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         for name in (SQLITE, VECTORS, FAISS, MANIFEST):
             with open(self.folder / name, "rb") as fh:
@@ -160,7 +162,7 @@ class IndexVersion:
     def __init__(self, folder: Path):
         self.folder = folder
         self.name = folder.name
-        for name in (MANIFEST, SQLITE, FAISS):
+        for name in (MANIFEST, SQLITE, FAISS, VECTORS):
             if not (folder / name).is_file():
                 raise IndexCorruptError(f"index version {folder} is missing {name}; run 'qa index --full'")
         try:
@@ -172,7 +174,7 @@ class IndexVersion:
                 f"index at {folder} has format {self.manifest.get('format_version')!r}, "
                 f"this qa reads {FORMAT_VERSION}; run 'qa index --full'")
         try:
-            self.faiss = faiss.read_index(str(folder / FAISS))
+            self.faiss = prepare_for_search(faiss.read_index(str(folder / FAISS)))
         except RuntimeError as exc:
             raise IndexCorruptError(f"unreadable FAISS index in {folder}; run 'qa index --full'") from exc
         try:
@@ -189,6 +191,7 @@ class IndexVersion:
             raise IndexCorruptError(f"index {folder} has {n} chunks but {self.faiss.ntotal} "
                                     "vectors; run 'qa index --full'")
         self.n_chunks = n
+        self._all_vectors: np.ndarray | None = None
 
     def check_compatible(self, model: str, chunker: dict[str, Any]) -> None:
         """Refuse an index built with another model or chunker."""
@@ -242,11 +245,16 @@ class IndexVersion:
         return [by_id[i] for i in ids if i in by_id]
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
-        return np.stack([self.faiss.reconstruct(int(i)) for i in ids]) if ids else \
-            np.zeros((0, self.faiss.d), dtype=np.float32)
+        """Stored vectors of chunks, as float32."""
+        if not len(ids):
+            return np.zeros((0, self.faiss.d), dtype=np.float32)
+        return np.asarray(self.all_vectors()[np.asarray(ids, dtype=np.int64)], dtype=np.float32)
 
     def all_vectors(self) -> np.ndarray:
-        return np.load(self.folder / VECTORS, mmap_mode="r")
+        """Every stored vector (float16, memory-mapped), row i for chunk id i."""
+        if self._all_vectors is None:
+            self._all_vectors = np.load(self.folder / VECTORS, mmap_mode="r")
+        return self._all_vectors
 
     def document(self, doc_id: str) -> Document:
         row = self.db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()

@@ -1,0 +1,44 @@
+"""The FAISS part of an index: exact search for small corpora, IVF with 8-bit codes for large ones."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import faiss
+import numpy as np
+
+# Below this many vectors exact search is fast enough and needs no training.
+ANN_THRESHOLD = 200_000
+# Probed lists per query on IVF indexes: recall@10 against exact search stays >= 0.95 here.
+NPROBE = 48
+
+
+def build_vector_index(vectors: np.ndarray, threshold: int = ANN_THRESHOLD,
+                       seed: int = 1234) -> tuple[faiss.Index, dict[str, Any]]:
+    """An inner-product index over unit vectors, and a description for the manifest."""
+    n, dim = vectors.shape
+    if n < threshold:
+        index = faiss.IndexFlatIP(dim)
+        if n:
+            index.add(vectors)
+        return index, {"type": "flat", "metric": "inner_product"}
+    nlist = int(2 ** round(math.log2(4 * math.sqrt(n))))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(seed)
+    sample = vectors[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    for start in range(0, n, 100_000):
+        index.add(np.ascontiguousarray(vectors[start : start + 100_000], dtype=np.float32))
+    index.nprobe = NPROBE
+    return index, {"type": "ivf_sq8", "metric": "inner_product", "nlist": nlist, "nprobe": NPROBE}
+
+
+def prepare_for_search(index: faiss.Index) -> faiss.Index:
+    """Set search-time parameters lost when an index is written and read back."""
+    ivf = faiss.try_extract_index_ivf(index) if hasattr(faiss, "try_extract_index_ivf") else None
+    if ivf is not None:
+        ivf.nprobe = NPROBE
+    return index

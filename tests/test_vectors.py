@@ -1,0 +1,32 @@
+import faiss
+import numpy as np
+
+from qa.vectors import build_vector_index, prepare_for_search
+
+
+def clustered(n: int, dim: int = 64, centers: int = 200, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(centers, dim))
+    x = base[rng.integers(0, centers, n)] + 0.35 * rng.normal(size=(n, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32)
+
+
+def test_small_corpus_uses_exact_search():
+    index, info = build_vector_index(clustered(500), threshold=1000)
+    assert info["type"] == "flat" and index.ntotal == 500
+
+
+def test_large_corpus_uses_ivf_with_high_recall(tmp_path):
+    x = clustered(20_000)
+    queries = clustered(200, seed=1)
+    flat, _ = build_vector_index(x, threshold=10**9)
+    ivf, info = build_vector_index(x, threshold=10_000)
+    assert info["type"] == "ivf_sq8" and ivf.ntotal == 20_000
+    path = str(tmp_path / "ivf.faiss")
+    faiss.write_index(ivf, path)
+    ivf = prepare_for_search(faiss.read_index(path))
+    _, exact = flat.search(queries, 10)
+    _, approx = ivf.search(queries, 10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert recall >= 0.95
