@@ -29,6 +29,8 @@ from qa.ingest import Document, Heading
 from qa.vectors import ANN_THRESHOLD, build_vector_index, prepare_for_search
 
 FORMAT_VERSION = 2
+# Format 1 differs only in keeping float32 vectors, which load the same way.
+READABLE_FORMATS = {1, 2}
 MANIFEST = "manifest.json"
 SQLITE = "chunks.sqlite"
 VECTORS = "vectors.npy"
@@ -169,7 +171,7 @@ class IndexVersion:
             self.manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text())
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(f"unreadable manifest in {folder}: {exc}") from exc
-        if self.manifest.get("format_version") != FORMAT_VERSION:
+        if self.manifest.get("format_version") not in READABLE_FORMATS:
             raise IndexIncompatibleError(
                 f"index at {folder} has format {self.manifest.get('format_version')!r}, "
                 f"this qa reads {FORMAT_VERSION}; run 'qa index --full'")
