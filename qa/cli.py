@@ -112,6 +112,32 @@ def ask(
         typer.echo(_format_answer(answer))
 
 
+@app.command()
+def serve(
+    corpus_dir: Annotated[Path | None, typer.Option(
+        "--corpus", help="Corpus folder, indexed at start-up if there is no index "
+                         "[env QA_CORPUS_DIR].")] = None,
+    index_dir: IndexOpt = None,
+    host: Annotated[str | None, typer.Option(
+        "--host", help="Address to listen on [env QA_HOST].")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535,
+                                             help="Port [env QA_PORT].")] = None,
+) -> None:
+    """Serve the chat page, the JSON API and OpenAI-compatible endpoints."""
+    import uvicorn
+
+    from qa.api import cached, create_app, load_engine
+    from qa.embed import load_embedder
+
+    logging.getLogger("qa").setLevel(logging.INFO)
+    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, host=host, port=port)
+    factory = cached(lambda: load_embedder(settings))
+    load_engine(settings, factory).version.close()  # build if missing; errors end here, as one line
+    typer.echo(f"serving {settings.index_dir} on http://{settings.host}:{settings.port}", err=True)
+    uvicorn.run(create_app(settings, factory), host=settings.host, port=settings.port,
+                log_level="info", access_log=False)
+
+
 @app.command("eval")
 def eval_(
     dataset_dir: Annotated[Path, typer.Argument(help="A BEIR folder, or a SQuAD-style folder "

@@ -1,0 +1,196 @@
+"""The chat pages without JavaScript: form posts, the source view, errors and escaping."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+from fastapi.testclient import TestClient
+
+from qa.api import create_app
+from qa.build import build_index
+from qa.config import Settings
+from qa.ingest import document_id
+from qa.web import STATIC_DIR
+
+from .conftest import FakeEmbedder
+
+HTML = {"accept": "text/html,application/xhtml+xml"}
+SCRIPT = "<script>alert('pwned')</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+def client(built: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(built, FakeEmbedder)) as c:
+        yield c
+
+
+def soup(response) -> BeautifulSoup:
+    return BeautifulSoup(response.text, "lxml")
+
+
+def post(client: TestClient, question: str, thread: str = ""):
+    return client.post("/", data={"question": question, "thread": thread}, headers=HTML)
+
+
+def test_chat_page_is_a_plain_form_with_external_script_only(client: TestClient):
+    r = client.get("/", headers=HTML)
+    assert r.status_code == 200
+    page = soup(r)
+    form = page.find("form", id="ask-form")
+    assert form["method"] == "post" and form["action"] == "/"
+    assert form.find("textarea", attrs={"name": "question"}) is not None
+    assert page.find("meta", attrs={"name": "viewport"}) is not None
+    scripts = page.find_all("script")
+    assert scripts and all(s.get("src") and not s.string for s in scripts)
+    assert not page.find_all(attrs={"onclick": True})
+
+
+def test_static_urls_carry_the_content_hash(client: TestClient):
+    page = soup(client.get("/"))
+    urls = [page.find("script")["src"], page.find("link", rel="stylesheet")["href"]]
+    for url in urls:
+        name, version = re.fullmatch(r"/static/([\w.]+)\?v=(\w+)", url).groups()
+        content = (STATIC_DIR / name).read_bytes()
+        assert version == hashlib.sha256(content).hexdigest()[:12]
+        assert client.get(url).content == content
+
+
+def test_form_post_renders_a_cited_answer_whose_link_shows_the_sentence(client: TestClient):
+    r = post(client, "Which company brought tea to London?")
+    assert r.status_code == 200
+    page = soup(r)
+    answer = page.select_one("#thread article.answer")
+    assert "abstained" not in answer["class"]
+    cite = answer.select_one("a.cite")
+    assert cite.text == "[1]" and cite["href"].startswith(f"/documents/{document_id('page.html')}?")
+    source = client.get(cite["href"], headers=HTML)
+    assert source.status_code == 200
+    doc = soup(source)
+    assert doc.find("h1").text == "Tea history"
+    assert "page.html" in doc.select_one(".where").text
+    mark = doc.find("mark", id="hl")
+    assert "East India Company" in mark.text
+
+
+def test_source_view_shows_page_and_section(client: TestClient):
+    text = client.get(f"/api/documents/{document_id('report.pdf')}").json()["text"]
+    at = text.index("penguins")
+    page = soup(client.get(f"/documents/{document_id('report.pdf')}?highlight={at}-{at + 8}"))
+    assert "page 2" in page.select_one(".where").text
+    text = client.get(f"/api/documents/{document_id('sub/bees.md')}").json()["text"]
+    at = text.index("waggle")
+    page = soup(client.get(f"/documents/{document_id('sub/bees.md')}?highlight={at}-{at + 6}"))
+    assert "section Dance" in page.select_one(".where").text
+    assert page.find("mark").text == "waggle"
+
+
+def test_form_follow_up_carries_the_thread_and_shows_the_search(client: TestClient):
+    first = soup(post(client, "Which company brought tea to London?"))
+    thread = first.find("input", attrs={"name": "thread"})["value"]
+    assert json.loads(thread)[0]["question"] == "Which company brought tea to London?"
+    second = soup(post(client, "When did it do that?", thread))
+    turns = second.select("#thread li.turn")
+    assert [t.select_one(".question").text.replace("You asked: ", "") for t in turns] == [
+        "Which company brought tea to London?", "When did it do that?"]
+    searched = turns[1].select_one(".searched q").text
+    assert searched.startswith("When did it do that? ") and "london" in searched
+    assert "1660s" in turns[1].select_one(".text").text
+
+
+@pytest.mark.parametrize("question,says", [("", "the question is empty"),
+                                           ("   ", "the question is empty"),
+                                           ("x" * 2001, "the limit is 2000")])
+def test_bad_question_in_the_form_is_a_friendly_page(client: TestClient, question: str, says: str):
+    r = post(client, question)
+    assert r.status_code == 422
+    page = soup(r)
+    assert says in page.find(id="ask-error").text
+    assert page.find("form", id="ask-form") is not None
+
+
+@pytest.mark.parametrize("thread", ["garbage", "[{}]", '{"a": 1}', "[" * 5000])
+def test_damaged_thread_starts_a_new_conversation(client: TestClient, thread: str):
+    r = post(client, "Where do penguins live?", thread)
+    assert r.status_code == 200
+    assert len(soup(r).select("#thread li.turn")) == 1
+
+
+@pytest.mark.parametrize("url,status,says", [
+    ("/documents/0123456789abcdef", 404, "no document"),
+    ("/documents/..%2F..%2Fetc%2Fpasswd", 404, ""),
+    ("/documents/etc", 404, "no document"),
+    (f"/documents/{document_id('page.html')}?highlight=9-1", 422, "Cannot highlight"),
+    (f"/documents/{document_id('page.html')}?passage=x", 422, "Cannot highlight"),
+    ("/no/such/page", 404, "nothing at"),
+])
+def test_page_errors_are_friendly_pages(client: TestClient, url: str, status: int, says: str):
+    r = client.get(url, headers=HTML)
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("text/html")
+    page = soup(r)
+    assert says in page.select_one(".error").text and page.find("a", href="/") is not None
+    assert "root:" not in r.text
+
+
+def test_errors_are_json_for_api_clients(client: TestClient):
+    r = client.get("/documents/0123456789abcdef")
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["error"]["type"] == "not_found"
+
+
+# --- escaping ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def evil(tmp_path: Path) -> Iterator[TestClient]:
+    corpus = tmp_path / "evil"
+    corpus.mkdir()
+    (corpus / "evil.txt").write_text(
+        f"Hostile markup {SCRIPT}\n\nThe attacker hid {SCRIPT} inside the report about comets. "
+        f"Then the attacker tried {IMG} on the comets page as well.\n", encoding="utf-8")
+    s = Settings(corpus_dir=corpus, index_dir=tmp_path / "idx", min_confidence=0.0)
+    build_index(s, FakeEmbedder)
+    with TestClient(create_app(s, FakeEmbedder)) as c:
+        yield c
+
+
+def assert_shown_as_text(html: str) -> None:
+    assert "<script>alert" not in html and "<img src=x" not in html
+    page = BeautifulSoup(html, "lxml")
+    assert all(s.get("src") for s in page.find_all("script"))
+    assert not page.find_all("img")
+    assert not page.find_all(attrs={"onerror": True})
+
+
+def test_hostile_document_is_shown_as_text(evil: TestClient):
+    doc_id = document_id("evil.txt")
+    r = evil.get(f"/documents/{doc_id}", headers=HTML)
+    assert_shown_as_text(r.text)
+    text = soup(r).select_one(".doctext").text
+    assert SCRIPT in text and IMG in text
+    assert SCRIPT in soup(r).find("h1").text  # the title is the first line
+    assert SCRIPT in evil.get(f"/api/documents/{doc_id}").json()["text"]
+
+
+def test_hostile_answer_and_question_are_shown_as_text(evil: TestClient):
+    question = f"What did the attacker hide in the comets report {IMG}?"
+    r = post(evil, question)
+    assert r.status_code == 200
+    assert_shown_as_text(r.text)
+    page = soup(r)
+    assert IMG in page.select_one(".question").text
+    assert "attacker" in page.select_one("article.answer .text").text
+    thread = json.loads(page.find("input", attrs={"name": "thread"})["value"])
+    assert thread[0]["question"] == question
+    # And a forged thread cannot inject markup either.
+    forged = json.dumps([{**thread[0], "answer": f"{IMG} [1]", "query": SCRIPT}])
+    again = post(evil, "comets?", forged)
+    assert_shown_as_text(again.text)
+    assert IMG in soup(again).select_one("article.answer .text").text
