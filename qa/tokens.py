@@ -24,18 +24,26 @@ class WordPieceCounter:
         return [len(e.ids) for e in encodings]
 
     def cut(self, text: str, budget: int) -> list[tuple[int, int]]:
-        """Character spans of `text`, each at most `budget` word pieces, cut between words."""
+        """Contiguous character spans covering `text`, each at most `budget` word pieces,
+        cut between words where possible; characters the tokenizer ignores stay covered."""
         offsets = self._tok.encode(text, add_special_tokens=False).offsets
-        spans: list[tuple[int, int]] = []
+        cuts = [0]
         i = 0
-        while i < len(offsets):
-            j = min(i + budget, len(offsets))
-            if j < len(offsets):
-                # Prefer to cut where a new word starts, looking back a little.
-                for k in range(j, max(i + 1, j - 24), -1):
-                    if offsets[k][0] > offsets[k - 1][1]:
-                        j = k
-                        break
-            spans.append((offsets[i][0], offsets[j - 1][1]))
+        while i + budget < len(offsets):
+            j = i + budget
+            # Prefer to cut where a new word starts, looking back a little.
+            for k in range(j, max(i + 1, j - 24), -1):
+                if offsets[k][0] > offsets[k - 1][1]:
+                    j = k
+                    break
+            cuts.append(offsets[j][0])
             i = j
+        bounds = [*cuts, len(text)]
+        spans = []
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            piece = text[a:b]
+            lead = len(piece) - len(piece.lstrip())
+            trail = len(piece.rstrip())
+            if trail > lead:
+                spans.append((a + lead, a + trail))
         return spans
