@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,9 +47,11 @@ def _fuse(onnx_file: Path, model_dir: Path) -> None:
         from onnxruntime.transformers.optimizer import optimize_model
 
         cfg = json.loads((model_dir / "config.json").read_text())
-        fused = optimize_model(str(onnx_file), model_type="bert",
-                               num_heads=int(cfg.get("num_attention_heads", 0)),
-                               hidden_size=int(cfg.get("hidden_size", 0)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fused = optimize_model(str(onnx_file), model_type="bert",
+                                   num_heads=int(cfg.get("num_attention_heads", 0)),
+                                   hidden_size=int(cfg.get("hidden_size", 0)))
         fused.save_model_to_file(str(onnx_file))
     except Exception as exc:  # the optimiser is best effort; the unfused graph is correct
         log.info("ONNX graph fusion skipped: %s", exc)
@@ -80,7 +83,9 @@ def export_onnx(model_dir: Path, out_dir: Path, quantize: bool) -> Path:
 
         ids = torch.ones((2, 16), dtype=torch.long)
         tmp = out_dir / f".{FP32}.{os.getpid()}.tmp"
-        with torch.no_grad():
+        # The exporter warns about tracing details that do not affect this graph.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 Encoder(), (ids, ids, torch.zeros_like(ids)), str(tmp),
                 input_names=["input_ids", "attention_mask", "token_type_ids"],
@@ -102,8 +107,10 @@ def export_onnx(model_dir: Path, out_dir: Path, quantize: bool) -> Path:
         from onnx import TensorProto
 
         # Fused nodes defeat shape inference; their outputs are float32.
-        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                             extra_options={"DefaultTensorType": TensorProto.FLOAT})
         os.replace(tmp, int8)
     return int8
 
