@@ -17,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qa.config import Settings
 from qa.errors import AccessDeniedError
+from qa.limits import stream
 from qa.rebuild import BuildManager, BuildStatus
+from qa.schemas import ErrorResponse
+
 
 class RebuildRequest(BaseModel):
     """Options of a rebuild."""
@@ -51,7 +54,15 @@ class StatusOut(BaseModel):
     last_report: dict[str, Any] | None
 
 
+class ReloadOut(BaseModel):
+    """Whether the server switched versions, and the version it serves now."""
+
+    reloaded: bool
+    serving_version: str
+
+
 def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only."""
     if host == "localhost":
         return True
     try:
@@ -60,19 +71,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_admin(request: Request) -> None:
-    """Allow the request if it carries the configured token, or no token is set on loopback."""
-    settings: Settings = request.app.state.settings
+def check_token(settings: Settings, given: str | None) -> None:
+    """AccessDeniedError unless `given` is the configured token (or none is set, on loopback)."""
     token = settings.admin_token
     if not token:
         if is_loopback(settings.host):
             return
         raise AccessDeniedError("admin endpoints are off: set QA_ADMIN_TOKEN, or bind to 127.0.0.1")
-    given = request.headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
     # Constant-time comparison, so response timing says nothing about the token.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
+    if given is None or not hmac.compare_digest(given.encode(), token.encode()):
         raise AccessDeniedError("a valid 'Authorization: Bearer <token>' header is required")
+
+
+def check_admin(request: Request) -> None:
+    """Allow the request if it carries the configured token, or no token is set on loopback."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    check_token(request.app.state.settings, value if scheme.lower() == "bearer" else None)
 
 
 def _status_out(request: Request, status: BuildStatus) -> StatusOut:
@@ -85,7 +99,8 @@ def builds_of(request: Request) -> BuildManager:
     return manager
 
 
-router = APIRouter(tags=["index"])
+router = APIRouter(tags=["index"], responses={403: {"model": ErrorResponse},
+                                              409: {"model": ErrorResponse}})
 
 
 @router.post("/api/index/rebuild", response_model=RebuildStarted, status_code=202)
@@ -94,6 +109,15 @@ async def rebuild(request: Request, body: RebuildRequest | None = None) -> Rebui
     check_admin(request)
     build_id = await run_in_threadpool(builds_of(request).start, bool(body and body.full))
     return RebuildStarted(build_id=build_id)
+
+
+@router.post("/api/index/reload", response_model=ReloadOut)
+async def reload(request: Request) -> ReloadOut:
+    """Switch now to the index version CURRENT names (say, after a CLI rebuild)."""
+    check_admin(request)
+    engine = request.app.state.engine
+    reloaded = await run_in_threadpool(engine.reload_if_changed)
+    return ReloadOut(reloaded=reloaded, serving_version=engine.version.name)
 
 
 @router.get("/api/index/status", response_model=StatusOut)
@@ -120,5 +144,4 @@ async def status_stream(request: Request) -> StreamingResponse:
                 return
             await asyncio.sleep(0.2)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store"})
+    return stream(request, events(), headers={"Cache-Control": "no-store"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,6 +33,8 @@ from qa.errors import (
     QAError,
 )
 from qa.followup import ask_in_conversation
+from qa.limits import LimitError, StreamGate, Throttle, WorkGate, work
+from qa.observability import Metrics, RequestLog, note
 from qa.schemas import (
     MAX_BODY_BYTES,
     AskRequest,
@@ -47,7 +51,7 @@ log = logging.getLogger(__name__)
 
 API_PREFIXES = ("/api/", "/v1/", "/healthz", "/openapi.json")
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 404, 422, 503)}
+    code: {"model": ErrorResponse} for code in (400, 404, 413, 422, 429, 503)}
 # Swagger UI and ReDoc load their scripts from a CDN, so the strict policy cannot cover them.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
@@ -55,6 +59,8 @@ NO_CSP = ("/docs", "/redoc")
 
 
 def _error_status(exc: QAError) -> tuple[int, str]:
+    if isinstance(exc, LimitError):
+        return exc.status, exc.kind
     if isinstance(exc, BadQuestionError):
         return 422, "bad_question"
     if isinstance(exc, NotFoundError):
@@ -135,6 +141,13 @@ def error_response(request: Request, status: int, kind: str, message: str,
     return JSONResponse({"error": body}, status_code=status)
 
 
+def limit_response(request: Request, exc: LimitError) -> Response:
+    """The error for a request refused under load, with the Retry-After it should wait."""
+    response = error_response(request, exc.status, exc.kind, str(exc))
+    response.headers["retry-after"] = str(exc.retry_after)
+    return response
+
+
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[int, str, str, list[dict[str, Any]]]:
     details = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "")),
                 "type": str(e.get("type", ""))} for e in errors]
@@ -152,6 +165,8 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[int, str, str, li
 def _install_error_handlers(app: FastAPI) -> None:
     async def on_qa_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, QAError)
+        if isinstance(exc, LimitError):
+            return limit_response(request, exc)
         status, kind = _error_status(exc)
         return error_response(request, status, kind, str(exc))
 
@@ -226,8 +241,9 @@ router = APIRouter(responses=ERRORS)
 async def api_ask(body: AskRequest, request: Request) -> AskResponse:
     """Answer from the corpus; `[n]` in `answer` refers to `citations[n-1]`."""
     history = [(m.role, m.content) for m in body.history]
-    answer = await run_in_threadpool(ask_in_conversation, engine_of(request), body.question,
-                                     history, body.k)
+    answer = await work(request, ask_in_conversation, engine_of(request), body.question,
+                        history, body.k)
+    note(request, abstained=answer.abstained, index_version=answer.index_version)
     return AskResponse.of(answer)
 
 
@@ -279,11 +295,23 @@ async def healthz(request: Request) -> Health:
                   documents=counts.get("documents", 0), chunks=version.n_chunks)
 
 
+async def poll_index(engine: Engine, interval: float) -> None:
+    """Switch to a newer index version (say, one a CLI rebuild published) every `interval` s."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(engine.reload_if_changed)
+        except QAError as exc:
+            log.warning("index version not loaded: %s", exc)
+        except Exception:
+            log.exception("index reload failed")
+
+
 def create_app(
     settings: Settings, embedder_factory: Callable[[], Embedder] | None = None
 ) -> FastAPI:
     """The web app; the index (built if missing) and the model load once, at start-up."""
-    from qa import admin, openai_api, web
+    from qa import admin, observability, openai_api, web
     from qa.rebuild import BuildManager
 
     factory = cached(embedder_factory or (lambda: load_embedder(settings)))
@@ -294,10 +322,19 @@ def create_app(
         app.state.engine = engine
         app.state.builds = BuildManager(settings, factory,
                                         on_success=lambda report: engine.reload_if_changed())
+        app.state.gate = WorkGate(settings.workers, settings.max_queue, settings.ask_timeout)
+        app.state.streams = StreamGate(settings.max_streams)
+        poller = None
+        if settings.reload_interval > 0:
+            poller = asyncio.create_task(poll_index(engine, settings.reload_interval))
         try:
             yield
         finally:
+            if poller is not None:
+                poller.cancel()
+                await asyncio.gather(poller, return_exceptions=True)
             app.state.builds.join(timeout=60)
+            await run_in_threadpool(app.state.gate.close)
             engine.version.close()
 
     app = FastAPI(
@@ -305,16 +342,33 @@ def create_app(
         version=__version__,
         summary="Answers questions from a document corpus, citing the passage behind every claim.",
         description=(
-            "Limits: a question has at most `QA_MAX_QUESTION_CHARS` (2000) characters; `history` "
+            f"Limits: a question has at most {settings.max_question_chars} characters; `history` "
             "at most 20 turns of at most 4000 characters; `k` is 1 to 20; request bodies at most "
-            "512 KiB. Errors are `{\"error\": {\"type\", \"message\"}}` with a 4xx status."),
+            f"512 KiB. Each client may ask {settings.ask_rate:g} questions a second "
+            f"(bursts of {settings.ask_burst}); beyond that the answer is 429 with `Retry-After`. "
+            "When every worker is busy and the waiting line is full the answer is 503 with "
+            "`Retry-After`. Errors are `{\"error\": {\"type\", \"message\"}}`."),
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
+
+    async def refuse(scope: Any, exc: LimitError) -> Response:
+        return limit_response(Request(scope), exc)
+
+    # Added innermost first: the log sees every response, the headers go on every response.
+    app.add_middleware(Throttle, settings=settings, refuse=refuse)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"],
+                           allow_headers=["authorization", "content-type", "x-request-id"],
+                           expose_headers=["x-request-id", "retry-after"], max_age=600)
     app.add_middleware(Guard)
+    app.add_middleware(RequestLog, metrics=app.state.metrics)
     _install_error_handlers(app)
     app.include_router(router)
     app.include_router(openai_api.router)
     app.include_router(admin.router, responses=ERRORS)
+    app.include_router(observability.router)
     web.mount(app)
     return app

@@ -51,3 +51,25 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     admin_token: str | None = Field(None, description="Bearer token for admin endpoints.")
+
+    reload_interval: float = Field(
+        5.0, ge=0, description="Seconds between checks for a newer index version; 0 turns it off."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (JSON list); empty is off.",
+    )
+    ask_rate: float = Field(
+        2.0, ge=0, description="Questions per second each client may ask, sustained; 0 is off."
+    )
+    ask_burst: int = Field(40, ge=1, description="Questions a client may ask at once.")
+    admin_rate: float = Field(
+        0.1, ge=0, description="Admin calls per second each client may make, sustained; 0 is off."
+    )
+    admin_burst: int = Field(5, ge=1, description="Admin calls a client may make at once.")
+    workers: int = Field(4, ge=1, le=64, description="Questions answered at the same time.")
+    max_queue: int = Field(
+        64, ge=0, description="Questions waiting for a worker; beyond it the answer is 503."
+    )
+    ask_timeout: float = Field(30.0, gt=0, description="Seconds before a question gives up.")
+    max_streams: int = Field(32, ge=1, description="Event streams open at the same time.")

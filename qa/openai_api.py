@@ -14,12 +14,12 @@ import uuid
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
 
 from qa.answer import Answer
 from qa.errors import BadQuestionError, NotFoundError
 from qa.followup import ask_in_conversation
+from qa.limits import stream, work
+from qa.observability import note
 from qa.schemas import (
     MAX_HISTORY_TURNS,
     MAX_MESSAGE_CHARS,
@@ -39,7 +39,7 @@ MODEL = "qa"
 STARTED = int(time.time())
 
 router = APIRouter(prefix="/v1", tags=["openai"],
-                   responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
+                   responses={code: {"model": ErrorResponse} for code in (404, 413, 422, 429, 503)})
 
 
 def sources_text(answer: Answer) -> str:
@@ -91,8 +91,9 @@ async def list_models() -> ModelList:
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> object:
     """Answer the last user message; `stream: true` sends server-sent events."""
     question, history = conversation(body)
-    answer = await run_in_threadpool(ask_in_conversation, request.app.state.engine, question,
-                                     history, body.k)
+    answer = await work(request, ask_in_conversation, request.app.state.engine, question,
+                        history, body.k)
+    note(request, abstained=answer.abstained, index_version=answer.index_version)
     content = message_content(answer)
     created = int(time.time())
     cid = f"chatcmpl-{uuid.uuid4().hex}"
@@ -100,9 +101,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> obj
     extra = QAExtra(question=answer.question, query=answer.query, confidence=answer.confidence,
                     abstained=answer.abstained, index_version=answer.index_version)
     if body.stream:
-        return StreamingResponse(_stream(cid, created, content, citations, extra),
-                                 media_type="text/event-stream",
-                                 headers={"cache-control": "no-cache"})
+        return stream(request, _stream(cid, created, content, citations, extra),
+                      headers={"cache-control": "no-cache"})
     prompt = sum(_words(m.text()) for m in body.messages)
     completion = _words(content)
     return ChatCompletion(

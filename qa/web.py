@@ -11,13 +11,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
 
-from qa.errors import BadQuestionError
+from qa.admin import check_token
+from qa.errors import AccessDeniedError, BadQuestionError, BuildLockedError
 from qa.followup import ask_in_conversation
+from qa.limits import work
+from qa.observability import note
 from qa.schemas import MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS, AskResponse
 from qa.sources import answer_parts as _answer_parts
 from qa.sources import get_document, parse_spans, segments
@@ -116,10 +119,11 @@ async def chat_post(
     """A question posted by the plain form: the whole thread rendered again with its answer."""
     turns = _thread(thread)
     try:
-        answer = await run_in_threadpool(ask_in_conversation, request.app.state.engine,
-                                         question, _history(turns))
+        answer = await work(request, ask_in_conversation, request.app.state.engine,
+                            question, _history(turns))
     except BadQuestionError as exc:
         return _chat(request, turns, status=422, error=str(exc), draft=question[:10_000])
+    note(request, abstained=answer.abstained, index_version=answer.index_version)
     return _chat(request, [*turns, AskResponse.of(answer)][-MAX_HISTORY_TURNS:])
 
 
@@ -143,6 +147,61 @@ async def document_page(request: Request, doc_id: str, highlight: str | None = N
         "focused": focus is not None,
     }
     return templates.TemplateResponse(request, "document.html", context)
+
+
+def _admin(request: Request, status: int = 200, error: str | None = None) -> Response:
+    state = request.app.state
+    build = state.builds.status()
+    context = {"build": build, "serving": state.engine.version.name, "error": error,
+               "token_required": bool(state.settings.admin_token),
+               "percent": build_percent(build.state, build.phase, build.files_done,
+                                        build.files_total)}
+    return templates.TemplateResponse(request, "admin.html", context, status_code=status)
+
+
+def build_percent(state: str, phase: str | None, done: int, total: int) -> int:
+    """A rough share of the build done, for the progress bar (the page's script does the same)."""
+    if state in ("succeeded", "failed"):
+        return 100
+    if state != "running":
+        return 0
+    if phase == "reading":
+        return 5 + (60 * done // total if total else 0)
+    return {"starting": 2, "embedding": 75, "writing": 95}.get(phase or "", 5)
+
+
+def same_origin(request: Request) -> bool:
+    """Whether a form post comes from this site (browsers send Origin on cross-site posts)."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
+
+
+@router.get("/admin")
+async def admin_page(request: Request) -> Response:
+    """Rebuild the index and watch the build's progress."""
+    return _admin(request)
+
+
+@router.post("/admin")
+async def admin_post(
+    request: Request,
+    token: Annotated[str, Form(max_length=1000)] = "",
+    full: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """A rebuild started by the plain form (the page's script uses the JSON API instead)."""
+    try:
+        if not same_origin(request):
+            raise AccessDeniedError("a rebuild can only be started from this site's own page")
+        check_token(request.app.state.settings, token or None)
+        await run_in_threadpool(request.app.state.builds.start, bool(full))
+    except AccessDeniedError as exc:
+        return _admin(request, 403, str(exc))
+    except BuildLockedError as exc:
+        return _admin(request, 409, str(exc))
+    return RedirectResponse("/admin", status_code=303)
 
 
 def mount(app: FastAPI) -> None:
