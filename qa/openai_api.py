@@ -39,7 +39,7 @@ MODEL = "qa"
 STARTED = int(time.time())
 
 router = APIRouter(prefix="/v1", tags=["openai"],
-                   responses={code: {"model": ErrorResponse} for code in (404, 413, 422, 429, 503)})
+                   responses={code: {"model": ErrorResponse} for code in (400, 404, 413, 422, 429, 503)})
 
 
 def sources_text(answer: Answer) -> str:

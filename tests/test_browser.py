@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from qa.config import Settings
 from qa.ingest import document_id
 
 from .conftest import REPO, FakeEmbedder
+from .test_hostile_corpus import HOSTILE_HTML
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -37,16 +39,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """uvicorn in a thread, serving the bundled corpus plus a hostile document."""
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """uvicorn in a thread on a free loopback port; yields the base URL."""
     import uvicorn
 
-    root = tmp_path_factory.mktemp("browser")
-    corpus = root / "corpus"
-    shutil.copytree(REPO / "corpus", corpus)
-    (corpus / "hostile.txt").write_text("Hostile comet notes\n\n" + HOSTILE, encoding="utf-8")
-    settings = Settings(corpus_dir=corpus, index_dir=root / "index", min_confidence=0.3)
     port = free_port()
     config = uvicorn.Config(create_app(settings, FakeEmbedder), host="127.0.0.1", port=port,
                             log_level="warning")
@@ -57,9 +54,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     while not srv.started:
         assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The bundled corpus plus hostile documents."""
+    root = tmp_path_factory.mktemp("browser")
+    corpus = root / "corpus"
+    shutil.copytree(REPO / "corpus", corpus)
+    (corpus / "hostile.txt").write_text("Hostile comet notes\n\n" + HOSTILE, encoding="utf-8")
+    (corpus / "hostile.html").write_text(HOSTILE_HTML, encoding="utf-8")
+    settings = Settings(corpus_dir=corpus, index_dir=root / "index", min_confidence=0.3)
+    with serving(settings) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +216,29 @@ def test_hostile_text_is_shown_as_text(page: Any, server: str):
     page.goto(f"{server}/documents/{document_id('hostile.txt')}")
     expect(page.locator(".doctext")).to_contain_text("<script>alert('pwned')</script>")
     assert page.locator("main img, main script").count() == 0
+
+
+def test_hostile_html_document_stays_inert(page: Any, server: str):
+    from playwright.sync_api import expect
+
+    page.goto(server)
+    answer = ask(page, "How many ships did the harbour handle?")
+    expect(answer).to_contain_text("nine")
+    answer.locator("a.cite").first.click()
+    panel = page.locator("#source-panel")
+    expect(panel.locator("h2")).to_contain_text("Hostile <script>alert(1)</script>")
+    expect(panel.locator(".doctext")).to_contain_text('"><img src=x onerror=alert(5)>')
+    doc_url = f"{server}/documents/{document_id('hostile.html')}"
+    page.goto(doc_url)
+    expect(page.locator("main h1")).to_contain_text("<script>alert(1)</script>")
+    expect(page.locator(".doctext")).to_contain_text("onerror=alert(5)")
+    for where in (server, doc_url):
+        page.goto(where)
+        inert = ("document.querySelectorAll('main script, main img, main iframe, "
+                 "a[href^=\"javascript:\"], [onclick], [onerror]').length")
+        assert page.evaluate(inert) == 0
+    assert "Hostile <script>" in page.title()  # the title is text, not markup
+    # The page fixture fails the test if any dialog opened or any script error was logged.
 
 
 def test_works_without_javascript(browser: Any, server: str):
