@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -212,6 +212,18 @@ class Guard:
             await resp(scope, receive, send)
             return
         strict = not scope["path"].startswith(NO_CSP)
+        received = 0
+
+        async def receive_limited() -> Message:
+            # A chunked body has no Content-Length to check up front, so count it as it arrives.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise HTTPException(
+                        413, f"the request body is over the {self.max_body // 1024} KiB limit")
+            return message
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -224,7 +236,7 @@ class Guard:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive_limited, send_with_headers)
 
 
 def engine_of(request: Request) -> Engine:

@@ -346,3 +346,18 @@ def test_admin_page_form_needs_the_token(guarded: TestClient):
     guarded.app.state.builds.join(60)
     done = guarded.get("/admin").text
     assert "Done: version" in done and 'value="100"' in done
+
+
+def test_chunked_body_over_the_limit_is_413(built: Settings):
+    def chunks() -> Iterator[bytes]:
+        yield b'{"question": "'
+        for _ in range(70):
+            yield b"x" * 8192
+        yield b'"}'
+
+    with app_client(built) as c:
+        r = c.post("/api/ask", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413 and r.json()["error"]["type"] == "too_large"
+        form = c.post("/", content=chunks(),
+                      headers={"content-type": "application/x-www-form-urlencoded"})
+        assert form.status_code == 413
