@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa import __version__
-from qa.build import build_index
+from qa.build import BuildReport, build_index
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder
 from qa.engine import Engine
@@ -332,8 +332,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = await run_in_threadpool(load_engine, settings, factory)
         app.state.engine = engine
-        app.state.builds = BuildManager(settings, factory,
-                                        on_success=lambda report: engine.reload_if_changed())
+
+        def switch(report: BuildReport) -> None:
+            engine.reload_if_changed()
+
+        app.state.builds = BuildManager(settings, factory, on_success=switch)
         app.state.gate = WorkGate(settings.workers, settings.max_queue, settings.ask_timeout)
         app.state.streams = StreamGate(settings.max_streams)
         poller = None

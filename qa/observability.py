@@ -89,9 +89,9 @@ class Metrics:
             for abstained in (False, True):
                 out.append(f"qa_answers_total{_labels(abstained=str(abstained).lower())} "
                            f"{self.answers[abstained]}")
-        for name, (help_text, value, labels) in gauges.items():
+        for name, (help_text, value, names) in gauges.items():
             out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge",
-                    f"{name}{_labels(**labels)} {value:g}"]
+                    f"{name}{_labels(**names)} {value:g}"]
         return "\n".join(out) + "\n"
 
 

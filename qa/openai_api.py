@@ -38,8 +38,9 @@ from qa.schemas import (
 MODEL = "qa"
 STARTED = int(time.time())
 
-router = APIRouter(prefix="/v1", tags=["openai"],
-                   responses={code: {"model": ErrorResponse} for code in (400, 404, 413, 422, 429, 503)})
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (400, 404, 413, 422, 429, 503)}
+router = APIRouter(prefix="/v1", tags=["openai"], responses=ERRORS)
 
 
 def sources_text(answer: Answer) -> str:
