@@ -1,0 +1,93 @@
+"""Warm, in-process query latency on a built index: encode, retrieve, answer, end to end.
+
+    python bench/query_speed.py INDEX_DIR QUERIES_JSONL [--backend onnx-int8] [--n 300] [--k 10]
+        [--txtai-corpus CORPUS_JSONL]
+
+Each phase is timed separately over the same queries after a warm-up pass, so the figures show
+where the time goes. With --txtai-corpus, a txtai hybrid index of that corpus with the same model
+is built first and queried with the same questions in the same run, for a side-by-side ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qa.answer import compose
+from qa.config import Settings
+from qa.engine import Engine
+from qa.retrieve import Retriever
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs) * 1000, q))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("index_dir", type=Path)
+    ap.add_argument("queries", type=Path)
+    ap.add_argument("--backend", default="onnx-int8")
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--txtai-corpus", type=Path)
+    args = ap.parse_args()
+    queries = []
+    with open(args.queries, encoding="utf-8") as fh:
+        for line in fh:
+            queries.append(json.loads(line)["text"])
+            if len(queries) >= args.n:
+                break
+    settings = Settings(index_dir=args.index_dir, embed_backend=args.backend, min_confidence=0.0)
+    engine = Engine(settings)
+    emb, version = engine.embedder, engine.version
+    retriever = Retriever(version, settings.candidates)
+    for q in queries[:20]:
+        engine.ask(q, k=args.k)  # warm-up: caches, allocator, first-touch of the index files
+    t_enc, t_ret, t_ans, t_all = [], [], [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        qv = emb.embed([q])[0]
+        t1 = time.perf_counter()
+        cands = retriever.search(q, qv, args.k)
+        t2 = time.perf_counter()
+        compose(q, q, qv, cands, version, emb, 0.0)
+        t3 = time.perf_counter()
+        engine.ask(q, k=args.k)
+        t4 = time.perf_counter()
+        t_enc.append(t1 - t0)
+        t_ret.append(t2 - t1)
+        t_ans.append(t3 - t2)
+        t_all.append(t4 - t3)
+    print(f"{len(queries)} queries, {version.n_chunks} chunks, backend {args.backend}, k={args.k}")
+    print("| phase | p50 ms | p95 ms |\n|---|---|---|")
+    for name, xs in [("encode query", t_enc), ("hybrid retrieval", t_ret),
+                     ("answer selection", t_ans),
+                     ("retrieval + answer", [a + b for a, b in zip(t_ret, t_ans, strict=True)]),
+                     ("end to end (Engine.ask)", t_all)]:
+        print(f"| {name} | {pct(xs, 50):.1f} | {pct(xs, 95):.1f} |")
+    if args.txtai_corpus:
+        from txtai import Embeddings
+
+        from qa.embed import resolve_model_path
+
+        docs = [json.loads(line) for line in open(args.txtai_corpus, encoding="utf-8")]
+        tx = Embeddings(path=str(resolve_model_path(settings.model)), content=True, hybrid=True)
+        tx.index([(d["_id"], f"{d.get('title', '')} {d.get('text', '')}", None) for d in docs])
+        for q in queries[:20]:
+            tx.search(q, args.k)
+        t_tx = []
+        for q in queries:
+            t = time.perf_counter()
+            tx.search(q, args.k)
+            t_tx.append(time.perf_counter() - t)
+        print(f"| txtai hybrid search, same model | {pct(t_tx, 50):.1f} | {pct(t_tx, 95):.1f} |")
+        print(f"qa end to end / txtai (p50): {np.median(t_all) / np.median(t_tx):.2f}")
+
+
+if __name__ == "__main__":
+    main()
