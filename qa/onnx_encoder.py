@@ -107,10 +107,16 @@ def export_onnx(model_dir: Path, out_dir: Path, quantize: bool) -> Path:
         from onnx import TensorProto
 
         # Fused nodes defeat shape inference; their outputs are float32.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                             extra_options={"DefaultTensorType": TensorProto.FLOAT})
+        # The quantiser logs advice meant for image models on the root logger; hush it once.
+        logging.disable(logging.WARNING)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8,
+                                 per_channel=True,
+                                 extra_options={"DefaultTensorType": TensorProto.FLOAT})
+        finally:
+            logging.disable(logging.NOTSET)
         os.replace(tmp, int8)
     return int8
 
