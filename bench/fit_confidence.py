@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from qa.answer import SentenceVectors
+from qa.answer import CONFIDENCE_FEATURES
 from qa.config import Settings
 from qa.datasets import load_dataset
 from qa.embed import load_embedder
 from qa.evaluate import HELD_OUT_EVERY, _seed_index, answer_question, prepare_index
 
-FEATURES = ["sentence_cosine", "sentence_coverage", "passage_cosine", "passage_bm25"]
+FEATURES = list(CONFIDENCE_FEATURES)
 
 
 def main() -> None:
@@ -46,12 +46,11 @@ def main() -> None:
     for name, mods in (("fit", {0, 1}), ("report", {2, 3})):
         qs = [q for q in ds.queries if position[q.gold_doc] % 4 in mods]
         folds[name] = rng.sample(qs, min(args.per_fold, len(qs)))
-    cache = SentenceVectors()
     data = {}
     for name, qs in folds.items():
         X, y = [], []
         for q in qs:
-            _, answer, _ = answer_question(prep, q, embedder, settings, cache)
+            _, answer, _ = answer_question(prep, q, embedder, settings)
             if not answer.signals:
                 continue
             X.append([answer.signals[f] for f in FEATURES])

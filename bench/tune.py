@@ -26,7 +26,7 @@ from qa.retrieve import Retriever
 
 
 def load(args: argparse.Namespace):
-    settings = Settings()
+    settings = Settings(chunk_tokens=args.tokens)
     ds = load_dataset(args.dataset, args.split)
     prep = prepare_index(ds.docs, args.root / "full", settings, lambda: load_embedder(settings))
     queries = ds.queries
@@ -35,7 +35,8 @@ def load(args: argparse.Namespace):
     key = hashlib.sha1(("|".join(q.id for q in queries) + prep.version.name).encode()).hexdigest()[:12]
     cache = args.root / "cache"
     cache.mkdir(exist_ok=True)
-    vec_file = cache / f"qvec-{key}.npy"
+    qkey = hashlib.sha1("|".join(q.id for q in queries).encode()).hexdigest()[:12]
+    vec_file = cache / f"qvec-{qkey}.npy"
     if vec_file.is_file():
         qvecs = np.load(vec_file)
     else:
@@ -66,7 +67,7 @@ def load(args: argparse.Namespace):
             feats.append(rows)
         print(f"features for {len(queries)} queries in {time.perf_counter() - t:.1f} s")
         feat_file.write_bytes(pickle.dumps(feats))
-    return ds, queries, feats
+    return ds, queries, feats, qvecs
 
 
 def evaluate(ds, queries, feats, scorer) -> dict[str, float]:
@@ -119,12 +120,13 @@ def main() -> None:
     ap.add_argument("dataset", type=Path)
     ap.add_argument("root", type=Path)
     ap.add_argument("--split", default="test")
+    ap.add_argument("--tokens", type=int, default=128, help="chunk budget of the index")
     ap.add_argument("--sample", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--candidates", type=int, default=100)
     ap.add_argument("--grid", action="store_true")
     args = ap.parse_args()
-    ds, queries, feats = load(args)
+    ds, queries, feats, _ = load(args)
     runs = {
         "bm25": lambda r: cols(r)[1],
         "dense": lambda r: cols(r)[0],

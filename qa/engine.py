@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from qa.answer import Answer, SentenceVectors, compose
+from qa.answer import Answer, compose
 from qa.build import chunker_settings
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder, model_id
@@ -37,7 +37,6 @@ class Engine:
         self._embedder_factory = embedder_factory or (lambda: load_embedder(settings))
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
-        self.sentence_vectors = SentenceVectors()
         self.version: IndexVersion = self._open()
 
     def _open(self) -> IndexVersion:
@@ -76,4 +75,4 @@ class Engine:
         qvec = self.embedder.embed([query])[0]
         candidates = Retriever(version, self.settings.candidates).search(query, qvec, k)
         return compose(question, query, qvec, candidates, version, self.embedder,
-                       self.settings.min_confidence, sentence_vectors=self.sentence_vectors)
+                       self.settings.min_confidence)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qa.answer import Answer, SentenceVectors, compose
+from qa.answer import Answer, compose
 from qa.build import build_index, chunker_settings
 from qa.config import Settings
 from qa.datasets import (
@@ -192,7 +192,6 @@ class _Run:
 
 def answer_question(
     prep: PreparedIndex, q: DatasetQuery, embedder: Embedder, settings: Settings,
-    cache: SentenceVectors,
 ) -> tuple[list[Candidate], Answer, float]:
     """The full answering pipeline for one question, timed."""
     t = time.perf_counter()
@@ -201,7 +200,7 @@ def answer_question(
     retriever = Retriever(version, settings.candidates)
     ranked = retriever.score(retriever.candidates(q.text, qvec))
     answer = compose(q.text, q.text, qvec, ranked[: settings.default_k], version, embedder,
-                     settings.min_confidence, sentence_vectors=cache)
+                     settings.min_confidence)
     return ranked, answer, time.perf_counter() - t
 
 
@@ -240,11 +239,10 @@ def run_eval(
     prep = prepare_index(dataset.docs, index_root / "full", settings, lambda: embedder)
     queries = _sample(dataset.queries, limit)
     gold = locate_gold(prep.version, prep.doc_of, queries) if dataset.kind == "squad" else {}
-    cache = SentenceVectors()
     run = _Run()
     for i, q in enumerate(queries):
         tick("ask", i, len(queries))
-        ranked, answer, seconds = answer_question(prep, q, embedder, settings, cache)
+        ranked, answer, seconds = answer_question(prep, q, embedder, settings)
         run.latencies.append(seconds)
         run.abstained.append((True, answer.abstained))
         _score_query(run, prep, q, ranked, answer, gold)
@@ -280,12 +278,11 @@ def _abstention(dataset: Dataset, queries: list[DatasetQuery], settings: Setting
     missing = {d.id for d in dataset.docs} - {d.id for d in kept}
     _seed_index(index_root / "full" / "index", index_root / "held-out" / "index")
     prep = prepare_index(kept, index_root / "held-out", settings, lambda: embedder)
-    cache = SentenceVectors()
     pairs = []
     confidences: list[tuple[bool, float]] = []
     for i, q in enumerate(queries):
         tick("abstain", i, len(queries))
-        _, answer, _ = answer_question(prep, q, embedder, settings, cache)
+        _, answer, _ = answer_question(prep, q, embedder, settings)
         answerable = q.gold_doc not in missing
         pairs.append((answerable, answer.abstained))
         confidences.append((answerable, answer.confidence))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.answer import Citation, SentenceVectors, _citations, confidence_of
+from qa.answer import Citation, _citations, confidence_of
 from qa.config import Settings
 from qa.engine import Engine
 from qa.retrieve import Candidate
@@ -22,8 +22,7 @@ def test_every_sentence_cites_an_exact_span(built: Settings):
         assert cit.start <= s.start and s.end <= cit.end
         assert (s.start, s.end) in cit.highlight
         assert f"{s.text} [{s.n}]" in answer.text
-    assert set(answer.signals) == {"sentence_cosine", "sentence_coverage", "passage_cosine",
-                                   "passage_bm25"}
+    assert set(answer.signals) == {"sentence_coverage", "passage_cosine", "passage_bm25"}
 
 
 def test_low_confidence_abstains_but_lists_passages(built: Settings):
@@ -56,17 +55,6 @@ def test_overlapping_chunks_are_cited_once():
 
 
 def test_confidence_rises_with_evidence():
-    weak = {"sentence_cosine": 0.1, "sentence_coverage": 0.1, "passage_cosine": 0.1,
-            "passage_bm25": 0.1}
-    strong = {"sentence_cosine": 0.8, "sentence_coverage": 1.0, "passage_cosine": 0.7,
-              "passage_bm25": 1.0}
+    weak = {"sentence_coverage": 0.1, "passage_cosine": 0.1, "passage_bm25": 0.1}
+    strong = {"sentence_coverage": 1.0, "passage_cosine": 0.7, "passage_bm25": 1.0}
     assert 0.0 <= confidence_of(weak) < 0.5 < confidence_of(strong) <= 1.0
-
-
-def test_sentence_vectors_embed_each_sentence_once():
-    fake = FakeEmbedder()
-    cache = SentenceVectors()
-    keys = [("d", 0, 5), ("d", 6, 9)]
-    first = cache.get("v1", fake, keys, ["alpha", "beta"])
-    again = cache.get("v1", fake, keys, ["alpha", "beta"])
-    assert fake.texts_embedded == 2 and (first == again).all()
