@@ -168,8 +168,24 @@ def term_idf(version: IndexVersion, terms: Sequence[str]) -> dict[str, float]:
     return out
 
 
+_SENTENCE_END = re.compile(r"""(?<=[.!?])["')\]]*\s+(?=["'(\[]?[A-Z0-9])|\n\s*\n""")
+
+
+def rough_sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans by punctuation and blank lines: about 100 times faster than the chunker's
+    splitter, and good enough to score a chunk (answers cite the exact sentences)."""
+    spans, pos = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        if text[pos : m.start()].strip():
+            spans.append((pos, m.start()))
+        pos = m.end()
+    if text[pos:].strip():
+        spans.append((pos, len(text.rstrip())))
+    return spans
+
+
 class SentenceCache:
-    """Sentence spans and stems of chunks, computed once per chunk: splitting is the slow part."""
+    """Exact sentence spans and stems of chunks, computed once per chunk (syntok is slow)."""
 
     def __init__(self, max_items: int = 100_000):
         self._items: OrderedDict[tuple[str, int], list[tuple[int, int, frozenset[str]]]] = \
@@ -196,24 +212,32 @@ class SentenceCache:
 SENTENCES = SentenceCache()
 
 
-def best_sentence(
-    text: str, offset: int, idf: dict[str, float], key: tuple[str, int] | None = None
-) -> tuple[float, tuple[int, int] | None]:
-    """The sentence of a chunk covering most of the query's IDF mass, and that share."""
+def best_sentences(
+    texts: Sequence[tuple[str, int]], idf: dict[str, float]
+) -> list[tuple[float, tuple[int, int] | None]]:
+    """For each (chunk text, offset): the share of the query's IDF mass its best sentence
+    covers, and that sentence's rough span in document offsets."""
     total = sum(idf.values())
-    if total <= 0:
-        return 0.0, None
-    best, span = 0.0, None
-    if key is not None:
-        sents = SENTENCES.sentences(key[0], key[1], text, offset)
-    else:
-        sents = [(a, b, frozenset(stem_set(text[a - offset : b - offset])))
-                 for a, b in sentence_spans(text, offset)]
-    for a, b, stems in sents:
-        share = sum(w for s, w in idf.items() if s in stems) / total
-        if share > best:
-            best, span = share, (a, b)
-    return best, span
+    split = [[(a, b, [w for w in _WORD.findall(text[a:b].lower()) if w not in STOPWORDS])
+              for a, b in rough_sentences(text)] for text, _ in texts]
+    table = stemmer().stems(w for sents in split for _, _, words in sents for w in words)
+    out: list[tuple[float, tuple[int, int] | None]] = []
+    for (_, offset), sents in zip(texts, split, strict=True):
+        best, span = 0.0, None
+        for a, b, words in sents:
+            stems = {table[w] for w in words}
+            share = sum(v for s, v in idf.items() if s in stems) / total if total > 0 else 0.0
+            if share > best:
+                best, span = share, (a + offset, b + offset)
+        out.append((best, span))
+    return out
+
+
+def best_sentence(
+    text: str, offset: int, idf: dict[str, float]
+) -> tuple[float, tuple[int, int] | None]:
+    """The sentence of one chunk covering most of the query's IDF mass, and that share."""
+    return best_sentences([(text, offset)], idf)[0]
 
 
 class Retriever:
@@ -232,7 +256,10 @@ class Retriever:
             return []
         n = self.n_candidates
         dense = self.version.dense_search(query_vector, n)
-        lexical = self.version.lexical_search(terms, n)
+        # One FTS query scores every match anyway; a longer list also gives the dense-only
+        # candidates their BM25 without a second query.
+        scored = self.version.lexical_search(terms, max(n, 1000))
+        lexical, bm25 = scored[:n], dict(scored)
         cands: dict[int, Candidate] = {}
         for rank, (cid, s) in enumerate(dense):
             cands[cid] = Candidate(cid, 0.0, dense=s, dense_rank=rank)
@@ -244,10 +271,10 @@ class Retriever:
             cos = self.version.vectors(missing_dense) @ query_vector.reshape(-1)
             for cid, s in zip(missing_dense, cos, strict=True):
                 cands[cid].dense = float(s)
-        missing_lex = [cid for cid, c in cands.items() if c.lexical is None]
-        got = lexical_scores(self.version, terms, missing_lex)
-        for cid in missing_lex:
-            cands[cid].lexical = got.get(cid, 0.0)
+        for cid, c in cands.items():
+            if c.lexical is None:
+                # Past the 1000th match BM25 is a small fraction of the best: count it as 0.
+                c.lexical = bm25.get(cid, 0.0)
         for ch in self.version.chunks(list(cands)):
             c = cands[ch.id]
             c.doc_id, c.start, c.end, c.text = ch.doc_id, ch.start, ch.end, ch.text
@@ -255,10 +282,10 @@ class Retriever:
         # Splitting into sentences is the costly step: only the leading chunks need it.
         first = self._first_stage(out)
         idf = term_idf(self.version, terms)
-        for i in np.argsort(-first, kind="stable")[: self.weights.rerank]:
-            c = out[int(i)]
-            c.sentence, c.best_span = best_sentence(c.text, c.start, idf,
-                                                    (str(self.version.folder), c.chunk_id))
+        lead = [out[int(i)] for i in np.argsort(-first, kind="stable")[: self.weights.rerank]]
+        for c, (share, span) in zip(lead, best_sentences([(c.text, c.start) for c in lead], idf),
+                                    strict=True):
+            c.sentence, c.best_span = share, span
         return out
 
     def _first_stage(self, cands: list[Candidate]) -> np.ndarray:
