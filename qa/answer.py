@@ -24,7 +24,7 @@ PASSAGE_WEIGHT = 0.5
 # questions whose article was held out (disjoint from the reported questions); the intercept
 # is shifted so that the fitted threshold sits at 0.5, the default `min_confidence`.
 CONFIDENCE_FEATURES = ("sentence_coverage", "passage_cosine", "passage_bm25")
-CONFIDENCE_MODEL = (-6.0, 3.0, 8.0, 0.5)
+CONFIDENCE_MODEL = (-10.5428, 7.3987, 13.7206, 1.4527)
 
 
 @dataclass
