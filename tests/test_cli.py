@@ -72,3 +72,11 @@ def test_index_and_ask_on_bundled_corpus(tmp_path: Path):
     assert "€133 million" in answer["text"] and "[1]" in answer["text"]
     plain = qa("ask", "How much money was put into Dutch photonic circuits?", "--index", index)
     assert "[1] The EU and Japan Build a Digital Partnership" in plain.stdout
+    # The default ONNX encoder answers without importing torch (a fast cold start).
+    traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "qa.cli", "ask",
+                             "Where would the Arctic cable go?", "--index", index],
+                            capture_output=True, text=True, env=ENV, timeout=600)
+    assert traced.returncode == 0, traced.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "qa.onnx_encoder" in imported and "torch" not in imported

@@ -31,7 +31,8 @@ def test_unknown_backend_is_refused(tmp_path: Path):
 
 @pytest.mark.model
 def test_onnx_backends_match_torch(tmp_path: Path):
-    torch_vecs = load_embedder(Settings(index_dir=tmp_path)).embed(TEXTS)
+    reference = Settings(index_dir=tmp_path, embed_backend="torch")
+    torch_vecs = load_embedder(reference).embed(TEXTS)
     assert torch_vecs.shape == (4, 384)
     assert np.allclose(np.linalg.norm(torch_vecs, axis=1), 1.0, atol=1e-4)
     fp32 = load_embedder(Settings(index_dir=tmp_path, embed_backend="onnx")).embed(TEXTS)
