@@ -44,20 +44,7 @@ def _progress_bar() -> Any:
     return tick
 
 
-@app.command()
-def index(
-    corpus_dir: Annotated[Path | None, typer.Argument(help="Corpus folder [env QA_CORPUS_DIR].")] = None,
-    index_dir: IndexOpt = None,
-    full: Annotated[bool, typer.Option("--full", help="Rebuild everything.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-) -> None:
-    """Build or update the index of a corpus folder."""
-    from qa.build import build_index
-    from qa.embed import load_embedder
-
-    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir)
-    report = build_index(settings, lambda: load_embedder(settings), full=full,
-                         progress=_progress_bar())
+def _print_report(report: Any, settings: Settings, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
         return
@@ -73,6 +60,41 @@ def index(
     for s in report.skipped:
         typer.echo(f"  skipped {s.path}: {s.reason}")
     typer.echo(f"  seconds: {report.seconds:.2f}")
+
+
+@app.command()
+def index(
+    corpus_dir: Annotated[Path | None, typer.Argument(help="Corpus folder [env QA_CORPUS_DIR].")] = None,
+    index_dir: IndexOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild everything.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="After building, keep rebuilding when corpus files change.")] = False,
+) -> None:
+    """Build or update the index of a corpus folder."""
+    from qa.api import cached
+    from qa.build import build_index
+    from qa.embed import load_embedder
+
+    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir)
+    factory = cached(lambda: load_embedder(settings))
+    report = build_index(settings, factory, full=full, progress=_progress_bar())
+    _print_report(report, settings, as_json)
+    if not watch:
+        return
+    import threading
+
+    from qa.errors import QAError as BuildError
+    from qa.watch import watch as watch_corpus
+
+    def show(result: Any) -> None:
+        if isinstance(result, BuildError):
+            typer.echo(f"error: {result}", err=True)
+        else:
+            _print_report(result, settings, as_json)
+
+    typer.echo(f"watching {settings.corpus_dir} for changes (Ctrl-C to stop)", err=True)
+    watch_corpus(settings, factory, show, threading.Event())
 
 
 def _format_answer(answer: Any) -> str:
