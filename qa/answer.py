@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,6 +88,28 @@ def _abstain(question: str, query: str, chunks: list[StoredChunk], candidates: l
                   citations, [], round(confidence, 4), True, version.name, signals)
 
 
+_YEAR_OR_DATE = re.compile(
+    r"\b(1[0-9]{3}|20[0-9]{2})s?\b|\b(January|February|March|April|May|June|July|August|"
+    r"September|October|November|December|century|centuries)\b", re.IGNORECASE)
+_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|"
+                     r"million|billion|dozen|half)\b", re.IGNORECASE)
+_ASKS_WHEN = re.compile(r"^\s*(when|what year|in what year|which year|what date)\b", re.IGNORECASE)
+_ASKS_AMOUNT = re.compile(r"\bhow (much|many|long|old|far|big|large|tall|high)\b|"
+                          r"\bwhat (percentage|percent|share|number|amount)\b", re.IGNORECASE)
+# Weight of a sentence having the kind of answer the question asks for (a year for "when",
+# a number for "how much"), on the scale of keyword coverage (0..1).
+ANSWER_TYPE_BONUS = 0.25
+
+
+def answer_type_bonus(question: str, sentence: str) -> float:
+    """A bonus for a sentence that holds what the question's wh-phrase asks for."""
+    if _ASKS_WHEN.search(question):
+        return ANSWER_TYPE_BONUS if _YEAR_OR_DATE.search(sentence) else 0.0
+    if _ASKS_AMOUNT.search(question):
+        return ANSWER_TYPE_BONUS if _NUMBER.search(sentence) else 0.0
+    return 0.0
+
+
 def compose(
     question: str,
     query: str,
@@ -124,8 +147,10 @@ def compose(
                 continue
             seen.add(key)
             coverage = sum(w for s, w in idf.items() if s in stems) / total_idf
-            score = coverage + PASSAGE_WEIGHT * passage
-            scored.append((score, coverage, key, rank, ch.text[a - ch.start : b - ch.start]))
+            text = ch.text[a - ch.start : b - ch.start]
+            bonus = answer_type_bonus(question, text) if coverage > 0 else 0.0
+            score = coverage + PASSAGE_WEIGHT * passage + bonus
+            scored.append((score, coverage, key, rank, text))
     # Stable sort: equal scores keep passage order, then reading order.
     scored.sort(key=lambda s: -s[0])
     best = scored[0]
