@@ -10,7 +10,7 @@ import pytest
 
 from qa.config import Settings
 
-from .test_browser import ARGS, CHROMIUM, serving
+from .test_browser import ARGS, CHROMIUM, record_problems, serving
 
 TOKEN = "page-token-7d2e"
 
@@ -34,11 +34,7 @@ def page() -> Iterator[Any]:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        pg = browser.new_page()
-        pg.problems = []
-        pg.on("console", lambda m: m.type == "error" and pg.problems.append(m.text))
-        pg.on("pageerror", lambda e: pg.problems.append(str(e)))
-        pg.on("dialog", lambda d: (pg.problems.append("dialog: " + d.message), d.dismiss()))
+        pg = record_problems(browser.new_page())
         yield pg
         assert pg.problems == []
         browser.close()

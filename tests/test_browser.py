@@ -84,15 +84,20 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A page that records console errors and dialogs (an executed script would open one)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
+def record_problems(pg: Any) -> Any:
+    """Collect script errors and dialogs in `pg.problems` (an executed script would open one)."""
     pg.problems = []
     pg.on("console", lambda m: m.type == "error" and pg.problems.append(m.text))
     pg.on("pageerror", lambda e: pg.problems.append(str(e)))
     pg.on("dialog", lambda d: (pg.problems.append("dialog: " + d.message), d.dismiss()))
+    return pg
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A page that records console errors and dialogs (an executed script would open one)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = record_problems(context.new_page())
     yield pg
     assert pg.problems == []
     context.close()
