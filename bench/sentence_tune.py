@@ -22,7 +22,7 @@ import tune  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embed import load_embedder  # noqa: E402
 from qa.evaluate import prepare_index  # noqa: E402
-from qa.retrieve import SENTENCES, term_idf, query_terms  # noqa: E402
+from qa.retrieve import term_idf, query_terms  # noqa: E402
 
 
 def main() -> None:
@@ -56,9 +56,7 @@ def main() -> None:
         tops.append([rows[i] for i in order])
     ids = sorted({r[0] for t in tops for r in t})
     chunks = {c.id: c for c in version.chunks(ids)}
-    key = str(version.folder)
-    sent_of = {cid: SENTENCES.sentences(key, cid, chunks[cid].text, chunks[cid].start)
-               for cid in ids}
+    sent_of = version.sentences(list(chunks.values()))
     spans = sorted({(chunks[cid].doc_id, a, b) for cid in ids for a, b, _ in sent_of[cid]})
     index = {s: i for i, s in enumerate(spans)}
     vec_file = args.root / "cache" / f"sentvec-{args.top}-{len(spans)}.npy"

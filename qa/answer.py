@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qa.embed import Embedder
-from qa.retrieve import SENTENCES, Candidate, query_terms, term_idf
+from qa.retrieve import Candidate, query_terms, term_idf
 from qa.store import IndexVersion, StoredChunk
 
 NOT_IN_CORPUS = "The corpus does not answer this question."
@@ -139,9 +139,10 @@ def compose(
     # Every sentence of every candidate, keyed by its document span so overlaps count once.
     scored = []
     seen: set[tuple[str, int, int]] = set()
+    sentences = version.sentences(chunks)
     for rank, ch in enumerate(chunks):
         passage = max(fused.get(ch.id, 0.0), 0.0) / top if top > 0 else 0.0
-        for a, b, stems in SENTENCES.sentences(str(version.folder), ch.id, ch.text, ch.start):
+        for a, b, stems in sentences.get(ch.id, []):
             key = (ch.doc_id, a, b)
             if key in seen:
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +48,13 @@ class BuildReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def stored_spans(row: Any) -> tuple[tuple[int, int], ...]:
+    """The sentence spans a previous version stored for a chunk (none before format 3)."""
+    if "sentences" not in row.keys():
+        return ()
+    return tuple((a, b) for a, b, _ in json.loads(row["sentences"]))
 
 
 def chunker_settings(settings: Settings) -> dict[str, Any]:
@@ -154,7 +162,7 @@ def build_index(
             if dim is None:
                 embedder = embedder_factory()
                 dim = embedder.dim
-            writer = VersionWriter(temp, dim, settings.ann_threshold)
+            writer = VersionWriter(temp, dim, settings.ann_threshold, settings.graph_threshold)
             for i, path in enumerate(files):
                 tick("read", i, len(files))
                 relpath = path.relative_to(corpus).as_posix()
@@ -178,7 +186,8 @@ def build_index(
                     doc = prev.document(doc_id)
                     rows = prev.doc_chunk_rows(doc_id)
                     chunks = [Chunk(r["doc_id"], r["ord"], r["start"], r["end"], r["text"],
-                                    r["page"], r["section"], r["tokens"]) for r in rows]
+                                    r["page"], r["section"], r["tokens"], stored_spans(r))
+                              for r in rows]
                     writer.add(doc, chunks, prev.vectors([r["id"] for r in rows]))
                     report.unchanged.append(relpath)
                 else:

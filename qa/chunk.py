@@ -32,6 +32,9 @@ class Chunk:
     page: int | None = None
     section: str | None = None
     tokens: int = 0
+    # Sentence spans inside the chunk, in document offsets (an over-long sentence's pieces count
+    # as sentences); empty when unknown, and then recomputed where needed.
+    sentences: tuple[tuple[int, int], ...] = ()
 
 
 def sentence_spans(text: str, offset: int = 0) -> list[tuple[int, int]]:
@@ -134,6 +137,7 @@ def chunk_document(
                     page=doc.page_at(start),
                     section=doc.section_at(units[j - 1][0]),
                     tokens=total,
+                    sentences=tuple((u[0], u[1]) for u in units[i:j]),
                 )
             )
             if j >= len(units):

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     min_confidence: float = Field(
         0.5, ge=0.0, le=1.0, description="Below this the answer abstains."
     )
+    graph_threshold: int = Field(
+        20_000, ge=1, description="From this many chunks on, FAISS uses an HNSW graph, not exact search."
+    )
     ann_threshold: int = Field(
         200_000, ge=1, description="From this many chunks on, FAISS uses an IVF index (8-bit codes)."
     )

@@ -4,7 +4,7 @@ Layout of an index folder::
 
     CURRENT             name of the version being served (replaced atomically)
     build.lock          held by the one build allowed at a time
-    versions/<name>/    manifest.json, chunks.sqlite, vectors.npy, vectors.faiss
+    versions/<name>/    manifest.json, chunks.sqlite, vectors.npy, vectors.faiss, postings_*.npy
     versions/.tmp-*     a build in progress; removed if found stale
 """
 
@@ -15,7 +15,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,14 +23,18 @@ from typing import Any
 import faiss
 import numpy as np
 
-from qa.chunk import Chunk
+from qa.chunk import Chunk, sentence_spans
 from qa.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, NotFoundError
 from qa.ingest import Document, Heading
-from qa.vectors import ANN_THRESHOLD, build_vector_index, prepare_for_search
+from qa.lexical import FILES as POSTINGS_FILES
+from qa.lexical import Postings, top, write_postings
+from qa.terms import content_words, stem_set, stemmer
+from qa.vectors import ANN_THRESHOLD, GRAPH_THRESHOLD, build_vector_index, prepare_for_search
 
-FORMAT_VERSION = 2
-# Format 1 differs only in keeping float32 vectors, which load the same way.
-READABLE_FORMATS = {1, 2}
+FORMAT_VERSION = 3
+# Format 1 kept float32 vectors (they load the same way); formats 1 and 2 have neither stored
+# sentences nor BM25 postings, so their queries split sentences and ask FTS5 at query time.
+READABLE_FORMATS = {1, 2, 3}
 MANIFEST = "manifest.json"
 SQLITE = "chunks.sqlite"
 VECTORS = "vectors.npy"
@@ -57,7 +61,8 @@ CREATE TABLE chunks (
     page INTEGER,
     section TEXT,
     tokens INTEGER NOT NULL,
-    context TEXT NOT NULL
+    context TEXT NOT NULL,
+    sentences TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX chunks_doc ON chunks(doc_id, ord);
 CREATE VIRTUAL TABLE chunks_fts USING fts5(
@@ -65,6 +70,9 @@ CREATE VIRTUAL TABLE chunks_fts USING fts5(
     tokenize='porter unicode61 remove_diacritics 2'
 );
 """
+
+
+Sentence = tuple[int, int, frozenset[str]]  # start, end (document offsets), stems
 
 
 @dataclass
@@ -96,6 +104,15 @@ def _row_to_doc(row: sqlite3.Row) -> Document:
                     pages, headings)  # type: ignore[arg-type]
 
 
+def sentence_rows(doc_text: str, chunks: Sequence[Chunk]) -> list[str]:
+    """Per chunk, its sentences as JSON `[[start, end, "stem stem ..."], ...]`."""
+    spans = [c.sentences or tuple(sentence_spans(c.text, c.start)) for c in chunks]
+    words = {(a, b): content_words(doc_text[a:b]) for sp in spans for a, b in sp}
+    table = stemmer().stems(w for ws in words.values() for w in ws)
+    return [json.dumps([[a, b, " ".join(dict.fromkeys(table[w] for w in words[a, b]))]
+                        for a, b in sp], separators=(",", ":")) for sp in spans]
+
+
 def fts_query(terms: Iterable[str]) -> str:
     """An FTS5 MATCH expression that ORs quoted terms, so user text cannot inject syntax."""
     quoted = ['"' + t.replace('"', '""') + '"' for t in terms if t]
@@ -105,10 +122,12 @@ def fts_query(terms: Iterable[str]) -> str:
 class VersionWriter:
     """Writes one new index version into a temporary folder."""
 
-    def __init__(self, folder: Path, dim: int, ann_threshold: int = ANN_THRESHOLD):
+    def __init__(self, folder: Path, dim: int, ann_threshold: int = ANN_THRESHOLD,
+                 graph_threshold: int = GRAPH_THRESHOLD):
         self.folder = folder
         self.dim = dim
         self.ann_threshold = ann_threshold
+        self.graph_threshold = graph_threshold
         folder.mkdir(parents=True)
         self.db = sqlite3.connect(folder / SQLITE)
         self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
@@ -121,12 +140,12 @@ class VersionWriter:
             raise ValueError("one vector per chunk")
         self.db.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?)", _doc_to_row(doc))
         rows = []
-        for c in chunks:
+        for c, sentences in zip(chunks, sentence_rows(doc.text, chunks), strict=True):
             context = " > ".join(x for x in (doc.title, c.section) if x)
             rows.append((self.n_chunks, doc.id, c.ord, c.start, c.end, c.text, c.page,
-                         c.section, c.tokens, context))
+                         c.section, c.tokens, context, sentences))
             self.n_chunks += 1
-        self.db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
         if len(chunks):
             self._vectors.append(np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))
 
@@ -135,6 +154,7 @@ class VersionWriter:
         self.db.execute("INSERT INTO chunks_fts(rowid, context, text) "
                         "SELECT id, context, text FROM chunks")
         self.db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+        write_postings(self.db, self.folder, self.n_chunks)
         self.db.commit()
         self.db.close()
         vectors = (np.concatenate(self._vectors) if self._vectors
@@ -142,11 +162,12 @@ class VersionWriter:
         self._vectors.clear()
         # float16 on disk: half the size, and ample precision for unit vectors to be reused.
         np.save(self.folder / VECTORS, vectors.astype(np.float16))
-        index, described = build_vector_index(vectors, self.ann_threshold)
+        index, described = build_vector_index(
+            vectors, self.ann_threshold, graph_threshold=self.graph_threshold)
         faiss.write_index(index, str(self.folder / FAISS))
         manifest = {**manifest, "format_version": FORMAT_VERSION, "vector_index": described}
         (self.folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        for name in (SQLITE, VECTORS, FAISS, MANIFEST):
+        for name in (SQLITE, VECTORS, FAISS, MANIFEST, *POSTINGS_FILES):
             with open(self.folder / name, "rb") as fh:
                 os.fsync(fh.fileno())
 
@@ -194,6 +215,14 @@ class IndexVersion:
                                     "vectors; run 'qa index --full'")
         self.n_chunks = n
         self._all_vectors: np.ndarray | None = None
+        self.format = self.manifest["format_version"]
+        self.postings: Postings | None = None
+        if self.format >= 3:
+            try:
+                self.postings = Postings(folder, self.db, n)
+            except (OSError, ValueError) as exc:
+                raise IndexCorruptError(f"unreadable BM25 postings in {folder}: {exc}; "
+                                        "run 'qa index --full'") from exc
 
     def check_compatible(self, model: str, chunker: dict[str, Any]) -> None:
         """Refuse an index built with another model or chunker."""
@@ -215,8 +244,23 @@ class IndexVersion:
         scores, ids = self.faiss.search(query.reshape(1, -1).astype(np.float32), min(n, self.n_chunks))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
+    def lexical(self, terms: Sequence[str], n: int
+                ) -> tuple[list[tuple[int, float]], Callable[[int], float]]:
+        """BM25 over chunk text and title/section (higher is better): the `n` best chunks, and
+        the score of any chunk (0 for one matching no term; for indexes older than format 3,
+        also for one past the 1,000th match)."""
+        if self.postings is not None:
+            scores = self.postings.scores(list(stemmer().stems(terms).values()))
+            return top(scores, n), lambda cid: float(scores[cid])
+        scored = self._fts_search(terms, max(n, 1000))
+        known = dict(scored)
+        return scored[:n], lambda cid: known.get(cid, 0.0)
+
     def lexical_search(self, terms: Sequence[str], n: int) -> list[tuple[int, float]]:
-        """BM25 over chunk text and title/section; higher is better."""
+        """The `n` best chunks by BM25 over chunk text and title/section."""
+        return self.lexical(terms, n)[0]
+
+    def _fts_search(self, terms: Sequence[str], n: int) -> list[tuple[int, float]]:
         match = fts_query(terms)
         if not match:
             return []
@@ -227,6 +271,10 @@ class IndexVersion:
 
     def doc_freqs(self, terms: Sequence[str]) -> dict[str, int]:
         """Chunks containing each term (after the FTS tokenizer's stemming)."""
+        if self.postings is not None:
+            stems = stemmer().stems(terms)
+            by_stem = self.postings.doc_freqs(list(stems.values()))
+            return {t: by_stem[stems[t]] for t in terms}
         out = {}
         for t in set(terms):
             row = self.db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
@@ -245,6 +293,19 @@ class IndexVersion:
             f"WHERE c.id IN ({marks})", list(ids)).fetchall()
         by_id = {r[0]: StoredChunk(*r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
+
+    def sentences(self, chunks: Sequence[StoredChunk]) -> dict[int, list[Sentence]]:
+        """Chunk id -> its sentences with their stems (stored since format 3)."""
+        if not chunks:
+            return {}
+        if self.format < 3:
+            return {c.id: [(a, b, frozenset(stem_set(c.text[a - c.start:b - c.start])))
+                           for a, b in sentence_spans(c.text, c.start)] for c in chunks}
+        ids = [c.id for c in chunks]
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT id, sentences FROM chunks WHERE id IN ({marks})", ids)
+        return {cid: [(a, b, frozenset(stems.split())) for a, b, stems in json.loads(raw)]
+                for cid, raw in rows}
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """Stored vectors of chunks, as float32."""

@@ -20,7 +20,7 @@ def test_small_corpus_uses_exact_search():
 def test_large_corpus_uses_ivf_with_high_recall(tmp_path):
     x = clustered(20_000)
     queries = clustered(200, seed=1)
-    flat, _ = build_vector_index(x, threshold=10**9)
+    flat, _ = build_vector_index(x, threshold=10**9, graph_threshold=10**9)
     ivf, info = build_vector_index(x, threshold=10_000)
     assert info["type"] == "ivf_sq8" and ivf.ntotal == 20_000
     path = str(tmp_path / "ivf.faiss")
@@ -30,3 +30,19 @@ def test_large_corpus_uses_ivf_with_high_recall(tmp_path):
     _, approx = ivf.search(queries, 10)
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
     assert recall >= 0.95
+
+
+def test_mid_sized_corpus_uses_a_graph_with_high_recall(tmp_path):
+    x = clustered(6_000)
+    queries = clustered(200, seed=2)
+    flat, _ = build_vector_index(x, threshold=10**9, graph_threshold=10**9)
+    graph, info = build_vector_index(x, threshold=10**9, graph_threshold=5_000)
+    assert info["type"] == "hnsw" and graph.ntotal == 6_000
+    path = str(tmp_path / "hnsw.faiss")
+    faiss.write_index(graph, path)
+    graph = prepare_for_search(faiss.read_index(path))
+    _, exact = flat.search(queries, 100)
+    _, approx = graph.search(queries, 100)
+    recall10 = np.mean([len(set(a[:10]) & set(e[:10])) / 10 for a, e in zip(approx, exact, strict=True)])
+    recall100 = np.mean([len(set(a) & set(e)) / 100 for a, e in zip(approx, exact, strict=True)])
+    assert recall10 >= 0.95 and recall100 >= 0.9
