@@ -2,10 +2,10 @@
 
     python bench/scale.py --base-index DIR [--sizes 10000 100000 1000000]
 
-DIR is any built qa index (for example the SciFact one `qa eval` builds); its chunk texts and
-vectors are repeated with noise to reach each size, so the vectors keep a realistic cluster
-structure. Each size runs in its own process so its peak RSS is its own. The encoder is not
-involved: this measures storage, FAISS, FTS5 and fusion.
+DIR is any built qa index of format 3 or later (for example the SciFact one `qa eval` builds);
+its chunk texts, sentence spans and vectors are repeated with noise to reach each size, so the
+vectors keep a realistic cluster structure. Each size runs in its own process so its peak RSS is
+its own. The encoder is not involved: this measures storage, FAISS, BM25 postings and fusion.
 """
 
 from __future__ import annotations
@@ -23,27 +23,36 @@ from pathlib import Path
 import numpy as np
 
 
-def run_size(base: Path, n: int, work: Path, threshold: int) -> dict:
+def run_size(base: Path, n: int, work: Path, threshold: int, graph_threshold: int) -> dict:
     from qa.chunk import Chunk
+    from qa.index_dir import IndexDir
     from qa.ingest import Document
     from qa.retrieve import Retriever, query_terms
-    from qa.store import IndexDir, IndexVersion, VersionWriter
+    from qa.store import IndexVersion, VersionWriter
 
     src = IndexDir(base).open_current()
-    texts = [r[0] for r in src.db.execute("SELECT text FROM chunks ORDER BY id")]
+    rows = src.db.execute("SELECT text, start, sentences FROM chunks ORDER BY id").fetchall()
+    texts = [r[0] for r in rows]
+    # Sentence spans relative to each chunk, reused so the build does not split 1M texts again.
+    spans = [[(a - r[1], b - r[1]) for a, b, _ in json.loads(r[2])] or [(0, len(r[0]))]
+             for r in rows]
     base_vecs = np.asarray(src.all_vectors(), dtype=np.float32)
     rng = np.random.default_rng(0)
     pyrng = random.Random(0)
     words = sorted({w for t in texts[:2000] for w in t.split()})
     t0 = time.perf_counter()
-    writer = VersionWriter(work / "v", base_vecs.shape[1], ann_threshold=threshold)
+    writer = VersionWriter(work / "v", base_vecs.shape[1], ann_threshold=threshold,
+                           graph_threshold=graph_threshold)
     per_doc = 10
     for d in range(0, n, per_doc):
         chunks, vecs, parts, pos = [], [], [], 0
         for j in range(min(per_doc, n - d)):
             i = (d + j) % len(texts)
             text = texts[i] + " " + " ".join(pyrng.choices(words, k=3))
-            chunks.append(Chunk(f"d{d}", j, pos, pos + len(text), text, None, None, 0))
+            sents = [(pos + a, pos + b) for a, b in spans[i]]
+            sents[-1] = (sents[-1][0], pos + len(text))  # the added words join the last one
+            chunks.append(Chunk(f"d{d}", j, pos, pos + len(text), text, None, None, 0,
+                                tuple(sents)))
             parts.append(text)
             pos += len(text) + 2
             v = base_vecs[i] + 0.05 * rng.standard_normal(base_vecs.shape[1]).astype(np.float32)
@@ -100,18 +109,21 @@ def main() -> None:
     ap.add_argument("--base-index", type=Path, required=True)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--threshold", type=int, default=200_000)
+    ap.add_argument("--graph-threshold", type=int, default=20_000)
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         with tempfile.TemporaryDirectory(prefix="qa-scale-") as work:
-            print(json.dumps(run_size(args.base_index, args.one, Path(work), args.threshold)))
+            print(json.dumps(run_size(args.base_index, args.one, Path(work), args.threshold,
+                                        args.graph_threshold)))
         return
     print("| chunks | FAISS | build s | disk MB | peak RSS MB | hybrid p50 ms | hybrid p95 ms "
           "| dense p50 ms | lexical p50 ms | recall@10 vs exact |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n in args.sizes:
         out = subprocess.run([sys.executable, __file__, "--base-index", str(args.base_index),
-                              "--threshold", str(args.threshold), "--one", str(n)],
+                              "--threshold", str(args.threshold),
+                              "--graph-threshold", str(args.graph_threshold), "--one", str(n)],
                              capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"| {r['chunks']:,} | {r['faiss']} | {r['build_s']} | {r['disk_mb']} | "

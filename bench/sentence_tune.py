@@ -22,7 +22,7 @@ import tune  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embed import load_embedder  # noqa: E402
 from qa.evaluate import prepare_index  # noqa: E402
-from qa.retrieve import term_idf, query_terms  # noqa: E402
+from qa.retrieve import query_terms, term_idf  # noqa: E402
 
 
 def main() -> None:

@@ -19,8 +19,17 @@ from qa.chunk import Chunk, chunk_document, embedding_text
 from qa.config import Settings
 from qa.embed import Embedder, load_counter, model_id
 from qa.errors import BuildLockedError, CorpusError, QAError
-from qa.ingest import Document, SkippedFile, UnreadableFile, document_id, file_hash, iter_corpus_files, parse_file
-from qa.store import IndexDir, IndexVersion, VersionWriter
+from qa.index_dir import IndexDir
+from qa.ingest import (
+    Document,
+    SkippedFile,
+    UnreadableFile,
+    document_id,
+    file_hash,
+    iter_corpus_files,
+    parse_file,
+)
+from qa.store import IndexVersion, VersionWriter
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ import syntok.segmenter as segmenter
 from qa.ingest import Document
 
 
-
 class TokenCounter(Protocol):
     """Measures text in the embedding model's word pieces."""
 

@@ -13,8 +13,9 @@ from qa.build import chunker_settings
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder, model_id
 from qa.errors import BadQuestionError
+from qa.index_dir import IndexDir
 from qa.retrieve import Retriever, query_terms
-from qa.store import IndexDir, IndexVersion
+from qa.store import IndexVersion
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,10 @@ from qa.datasets import (
 )
 from qa.embed import Embedder, model_id
 from qa.errors import QAError
+from qa.index_dir import IndexDir
 from qa.ingest import document_id, file_hash
 from qa.retrieve import Candidate, Retriever
-from qa.store import IndexDir, IndexVersion
+from qa.store import IndexVersion
 
 log = logging.getLogger(__name__)
 

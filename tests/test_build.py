@@ -8,7 +8,7 @@ from qa.build import build_index
 from qa.config import Settings
 from qa.engine import Engine
 from qa.errors import BuildLockedError, CorpusError, IndexCorruptError, IndexIncompatibleError
-from qa.store import IndexDir
+from qa.index_dir import IndexDir
 
 from .conftest import FakeEmbedder
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from qa.build import build_index
 from qa.config import Settings
 from qa.engine import Engine
-from qa.store import IndexDir
+from qa.index_dir import IndexDir
 
 from .conftest import FakeEmbedder, make_docx
 

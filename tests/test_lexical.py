@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.store import IndexDir
+from qa.index_dir import IndexDir
 from qa.terms import query_terms
 
 QUESTIONS = [

@@ -17,8 +17,8 @@ from qa.build import build_index
 from qa.config import Settings
 from qa.engine import Engine
 from qa.errors import BuildLockedError
+from qa.index_dir import IndexDir
 from qa.rebuild import BuildManager
-from qa.store import IndexDir
 
 from .conftest import REPO, FakeEmbedder
 
