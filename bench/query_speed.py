@@ -55,7 +55,7 @@ def main() -> None:
         t1 = time.perf_counter()
         cands = retriever.search(q, qv, args.k)
         t2 = time.perf_counter()
-        compose(q, q, qv, cands, version, emb, 0.0)
+        compose(q, q, cands, version, 0.0)
         t3 = time.perf_counter()
         engine.ask(q, k=args.k)
         t4 = time.perf_counter()

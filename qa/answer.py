@@ -6,9 +6,6 @@ import math
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from qa.embed import Embedder
 from qa.retrieve import Candidate, query_terms, term_idf
 from qa.store import IndexVersion, StoredChunk
 
@@ -113,17 +110,12 @@ def answer_type_bonus(question: str, sentence: str) -> float:
 def compose(
     question: str,
     query: str,
-    query_vector: np.ndarray,
     candidates: list[Candidate],
     version: IndexVersion,
-    embedder: Embedder,
     min_confidence: float,
     max_sentences: int = 3,
 ) -> Answer:
-    """Build a cited answer from ranked candidate chunks, or an abstention.
-
-    `embedder` is accepted for callers written against the earlier signature; sentences are
-    now chosen without embedding them."""
+    """Build a cited answer from ranked candidate chunks, or an abstention."""
     terms = query_terms(query)
     if not terms:
         # Nothing to search for: say so, and cite nothing rather than an arbitrary passage.

@@ -6,8 +6,6 @@ import logging
 import threading
 from collections.abc import Callable
 
-import numpy as np
-
 from qa.answer import Answer, compose
 from qa.build import chunker_settings
 from qa.config import Settings
@@ -71,9 +69,7 @@ class Engine:
         version = self.version  # one version for the whole request
         if not query_terms(query):
             # Only stop words or punctuation: nothing to search for, so abstain without a search.
-            return compose(question, query, np.zeros(1, np.float32), [], version, self.embedder,
-                           self.settings.min_confidence)
+            return compose(question, query, [], version, self.settings.min_confidence)
         qvec = self.embedder.embed([query])[0]
         candidates = Retriever(version, self.settings.candidates).search(query, qvec, k)
-        return compose(question, query, qvec, candidates, version, self.embedder,
-                       self.settings.min_confidence)
+        return compose(question, query, candidates, version, self.settings.min_confidence)

@@ -200,7 +200,7 @@ def answer_question(
     qvec = embedder.embed([q.text])[0]
     retriever = Retriever(version, settings.candidates)
     ranked = retriever.score(retriever.candidates(q.text, qvec))
-    answer = compose(q.text, q.text, qvec, ranked[: settings.default_k], version, embedder,
+    answer = compose(q.text, q.text, ranked[: settings.default_k], version,
                      settings.min_confidence)
     return ranked, answer, time.perf_counter() - t
 
