@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from qa.retrieve import Candidate, query_terms, term_idf
 from qa.store import IndexVersion, StoredChunk
+from qa.terms import keyed
 
 NOT_IN_CORPUS = "The corpus does not answer this question."
 
@@ -132,6 +133,7 @@ def compose(
     scored = []
     seen: set[tuple[str, int, int]] = set()
     sentences = version.sentences(chunks)
+    keys = keyed(idf)
     for rank, ch in enumerate(chunks):
         passage = max(fused.get(ch.id, 0.0), 0.0) / top if top > 0 else 0.0
         for a, b, stems in sentences.get(ch.id, []):
@@ -139,7 +141,7 @@ def compose(
             if key in seen:
                 continue
             seen.add(key)
-            coverage = sum(w for s, w in idf.items() if s in stems) / total_idf
+            coverage = sum(w for s, w in keys if s in stems) / total_idf
             text = ch.text[a - ch.start : b - ch.start]
             bonus = answer_type_bonus(question, text) if coverage > 0 else 0.0
             score = coverage + PASSAGE_WEIGHT * passage + bonus

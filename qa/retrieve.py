@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qa.chunk import sentence_spans
-from qa.store import IndexVersion, Sentence
-from qa.terms import STOPWORDS, Stemmer, query_terms, stem_set, stemmer
+from qa.store import ChunkSpan, IndexVersion, Sentence, parse_sentences
+from qa.terms import STOPWORDS, Stemmer, keyed, query_terms, stem_set, stemmer
 
 __all__ = ["STOPWORDS", "Stemmer", "query_terms", "stem_set", "stemmer", "Retriever", "Candidate",
            "Weights", "DEFAULT_WEIGHTS", "fuse_rrf", "term_idf", "best_sentences", "best_sentence"]
@@ -89,12 +88,13 @@ def best_sentences(
     """For each chunk's sentences: the share of the query's IDF mass its best sentence covers,
     and that sentence's span in document offsets."""
     total = sum(idf.values())
+    keys = keyed(idf)
     out: list[tuple[float, tuple[int, int] | None]] = []
     for sentences in chunks:
         best, span = 0.0, None
         if total > 0:
             for a, b, stems in sentences:
-                share = sum(v for s, v in idf.items() if s in stems) / total
+                share = sum(v for s, v in keys if s in stems) / total
                 if share > best:
                     best, span = share, (a, b)
         out.append((best, span))
@@ -105,9 +105,8 @@ def best_sentence(
     text: str, offset: int, idf: dict[str, float]
 ) -> tuple[float, tuple[int, int] | None]:
     """The sentence of one text covering most of the query's IDF mass, and that share."""
-    sentences = [(a, b, frozenset(stem_set(text[a - offset:b - offset])))
-                 for a, b in sentence_spans(text, offset)]
-    return best_sentences([sentences], idf)[0]
+    return best_sentences(parse_sentences([ChunkSpan(0, "", offset, offset + len(text), text, "")]),
+                          idf)[0]
 
 
 class Retriever:
@@ -119,8 +118,12 @@ class Retriever:
         self.n_candidates = n_candidates
         self.weights = weights
 
-    def candidates(self, query: str, query_vector: np.ndarray) -> list[Candidate]:
-        """The union of dense and lexical top lists, every signal filled in, unsorted."""
+    def candidates(self, query: str, query_vector: np.ndarray,
+                   all_details: bool = True) -> list[Candidate]:
+        """The union of dense and lexical top lists, every signal filled in, unsorted.
+
+        With `all_details` off, only the chunks that get the sentence signal (the only ones
+        that can reach the top `rerank`) have their document, offsets and text filled in."""
         terms = query_terms(query)
         if not terms:
             return []
@@ -141,17 +144,16 @@ class Retriever:
         for cid, c in cands.items():
             if c.lexical is None:
                 c.lexical = bm25(cid)
-        stored = {ch.id: ch for ch in self.version.chunks(list(cands))}
-        for cid, c in cands.items():
-            ch = stored[cid]
-            c.doc_id, c.start, c.end, c.text = ch.doc_id, ch.start, ch.end, ch.text
         out = list(cands.values())
         # The sentence signal only reorders the leading chunks.
         first = self._first_stage(out)
-        idf = term_idf(self.version, terms)
         lead = [out[int(i)] for i in np.argsort(-first, kind="stable")[: self.weights.rerank]]
-        sentences = self.version.sentences([stored[c.chunk_id] for c in lead])
-        shares = best_sentences([sentences.get(c.chunk_id, []) for c in lead], idf)
+        stored = self.version.spans([c.chunk_id for c in (out if all_details else lead)])
+        for cid, ch in stored.items():
+            c = cands[cid]
+            c.doc_id, c.start, c.end, c.text = ch.doc_id, ch.start, ch.end, ch.text
+        idf = term_idf(self.version, terms)
+        shares = best_sentences(parse_sentences([stored[c.chunk_id] for c in lead]), idf)
         for c, (share, span) in zip(lead, shares, strict=True):
             c.sentence, c.best_span = share, span
         return out
@@ -173,4 +175,9 @@ class Retriever:
 
     def search(self, query: str, query_vector: np.ndarray, k: int) -> list[Candidate]:
         """The `k` best chunks for a query (none for a query with no content words)."""
-        return self.score(self.candidates(query, query_vector))[:k]
+        best = self.score(self.candidates(query, query_vector, all_details=False))[:k]
+        missing = [c.chunk_id for c in best if not c.doc_id]
+        for cid, ch in self.version.spans(missing).items():  # only when k > rerank
+            c = next(c for c in best if c.chunk_id == cid)
+            c.doc_id, c.start, c.end, c.text = ch.doc_id, ch.start, ch.end, ch.text
+        return best

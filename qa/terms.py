@@ -84,6 +84,11 @@ def stemmer() -> Stemmer:
     return _STEMMER
 
 
+def keyed(idf: dict[str, float]) -> list[tuple[str, float]]:
+    """Stem weights keyed as " stem ", to test against a sentence's padded stem string."""
+    return [(f" {s} ", w) for s, w in idf.items()]
+
+
 def stem_set(text: str) -> set[str]:
     """The distinct stems of a text's content words."""
     words = content_words(text)

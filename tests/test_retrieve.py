@@ -58,3 +58,17 @@ def test_score_with_single_candidate():
     r.weights = DEFAULT_WEIGHTS
     out = r.score([Candidate(7, 0.0, dense=0.3, lexical=2.0, sentence=0.5)])
     assert out[0].chunk_id == 7 and out[0].score > 0
+
+
+def test_search_fills_every_result_even_past_the_rerank_depth(built: Settings):
+    from qa.retrieve import Weights
+
+    engine = Engine(built, FakeEmbedder)
+    q = "tea London company volcano"
+    qv = engine.embedder.embed([q])[0]
+    shallow = Retriever(engine.version, 50, Weights(rerank=2)).search(q, qv, 6)
+    assert len(shallow) > 2
+    assert all(c.doc_id and c.text and c.end > c.start for c in shallow)
+    full = Retriever(engine.version, 50, Weights(rerank=2))
+    ranked = full.score(full.candidates(q, qv))[:6]
+    assert [c.chunk_id for c in ranked] == [c.chunk_id for c in shallow]
