@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
+from qa.answer_type import asked_kind, holds_kind
 from qa.retrieve import Candidate, query_terms, term_idf
 from qa.store import IndexVersion, StoredChunk
 from qa.terms import keyed
@@ -86,26 +86,16 @@ def _abstain(question: str, query: str, chunks: list[StoredChunk], candidates: l
                   citations, [], round(confidence, 4), True, version.name, signals)
 
 
-_YEAR_OR_DATE = re.compile(
-    r"\b(1[0-9]{3}|20[0-9]{2})s?\b|\b(January|February|March|April|May|June|July|August|"
-    r"September|October|November|December|century|centuries)\b", re.IGNORECASE)
-_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|"
-                     r"million|billion|dozen|half)\b", re.IGNORECASE)
-_ASKS_WHEN = re.compile(r"^\s*(when|what year|in what year|which year|what date)\b", re.IGNORECASE)
-_ASKS_AMOUNT = re.compile(r"\bhow (much|many|long|old|far|big|large|tall|high)\b|"
-                          r"\bwhat (percentage|percent|share|number|amount)\b", re.IGNORECASE)
-# Weight of a sentence having the kind of answer the question asks for (a year for "when",
-# a number for "how much"), on the scale of keyword coverage (0..1).
+# Weight of a sentence holding what the question's wh-phrase asks for (a year for "when", a
+# number for "how much", a name for "who"; see qa/answer_type.py), on the scale of keyword
+# coverage (0..1).
 ANSWER_TYPE_BONUS = 0.25
 
 
-def answer_type_bonus(question: str, sentence: str) -> float:
+def answer_type_bonus(question: str, sentence: str, query_stems: frozenset[str] = frozenset()
+                      ) -> float:
     """A bonus for a sentence that holds what the question's wh-phrase asks for."""
-    if _ASKS_WHEN.search(question):
-        return ANSWER_TYPE_BONUS if _YEAR_OR_DATE.search(sentence) else 0.0
-    if _ASKS_AMOUNT.search(question):
-        return ANSWER_TYPE_BONUS if _NUMBER.search(sentence) else 0.0
-    return 0.0
+    return ANSWER_TYPE_BONUS if holds_kind(asked_kind(question), sentence, query_stems) else 0.0
 
 
 def compose(
@@ -134,6 +124,7 @@ def compose(
     seen: set[tuple[str, int, int]] = set()
     sentences = version.sentences(chunks)
     keys = keyed(idf)
+    stems_of_query = frozenset(idf)
     for rank, ch in enumerate(chunks):
         passage = max(fused.get(ch.id, 0.0), 0.0) / top if top > 0 else 0.0
         for a, b, stems in sentences.get(ch.id, []):
@@ -143,7 +134,7 @@ def compose(
             seen.add(key)
             coverage = sum(w for s, w in keys if s in stems) / total_idf
             text = ch.text[a - ch.start : b - ch.start]
-            bonus = answer_type_bonus(question, text) if coverage > 0 else 0.0
+            bonus = answer_type_bonus(question, text, stems_of_query) if coverage > 0 else 0.0
             score = coverage + PASSAGE_WEIGHT * passage + bonus
             scored.append((score, coverage, key, rank, text))
     # Stable sort: equal scores keep passage order, then reading order.

@@ -1,9 +1,10 @@
 """Hybrid retrieval: dense (FAISS) and lexical (BM25) candidates, scored together.
 
 Each candidate chunk gets three signals: its cosine to the query, its BM25 score (divided by
-the query's best), and how much of the query's IDF mass its best sentence covers. The score is
-a weighted sum of the three (see `Weights`); plain reciprocal-rank fusion is kept for
-comparison.
+the query's best), and, for the leading chunks, a sentence signal: how much of the query's term
+weight its best sentence and the whole chunk cover, and whether a sentence holds the kind of
+answer the question asks for. The score is a weighted sum (see `Weights`); plain
+reciprocal-rank fusion is kept for comparison.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qa.answer_type import asked_kind, holds_kind
 from qa.store import ChunkSpan, IndexVersion, Sentence, parse_sentences
 from qa.terms import STOPWORDS, Stemmer, keyed, query_terms, stem_set, stemmer
 
@@ -23,13 +25,24 @@ __all__ = ["STOPWORDS", "Stemmer", "query_terms", "stem_set", "stemmer", "Retrie
 
 @dataclass
 class Weights:
-    """How the three signals combine: weights on per-query normalised scores."""
+    """How the signals combine: weights on per-query normalised scores.
 
-    # Chosen on SciFact train and a 2,000-question SQuAD sample (bench/README.md).
+    Chosen on SciFact train and a 2,000-question SQuAD sample (bench/README.md, bench/ideas.py).
+    """
+
     dense: float = 0.6  # on the raw cosine: min-max scaling blows up near-ties
     lexical: float = 0.1  # on BM25 divided by the best BM25 of the query
-    sentence: float = 0.3
+    sentence: float = 0.3  # on the sentence signal below
     rerank: int = 40  # chunks (best by the first two signals) that get the sentence signal
+    # The sentence signal of a chunk: the best over its sentences of (best_sentence x the share
+    # of the query's term weight the sentence covers + answer_type if it holds the kind of
+    # token the question asks for), plus whole_chunk x the share the whole chunk covers.
+    best_sentence: float = 0.8
+    answer_type: float = 0.3
+    whole_chunk: float = 0.2
+    # Term weights are IDF x log((rerank + 1) / (reranked chunks holding the term + 0.5)) to
+    # this power: a term nearly every leading chunk holds no longer tells them apart.
+    local_idf: float = 0.5
 
 
 DEFAULT_WEIGHTS = Weights()
@@ -45,7 +58,7 @@ class Candidate:
     lexical: float | None = None
     dense_rank: int | None = None
     lexical_rank: int | None = None
-    sentence: float = 0.0  # share of the query's IDF mass covered by the best sentence
+    sentence: float = 0.0  # the sentence signal (see Weights), 0 outside the reranked lead
     best_span: tuple[int, int] | None = None  # that sentence, in document offsets
     doc_id: str = ""
     start: int = 0
@@ -101,6 +114,39 @@ def best_sentences(
     return out
 
 
+def sentence_signals(
+    spans: Sequence[ChunkSpan], idf: dict[str, float], question: str, weights: Weights
+) -> list[tuple[float, tuple[int, int] | None]]:
+    """The sentence signal of each chunk (see `Weights`) and its best sentence's span."""
+    sentences = parse_sentences(spans)
+    keys = keyed(idf)
+    if weights.local_idf and keys:
+        n = len(sentences)
+        held = [sum(any(k in st for _, _, st in sents) for sents in sentences) for k, _ in keys]
+        keys = [(k, v * math.log((n + 1) / (h + 0.5)) ** weights.local_idf)
+                for (k, v), h in zip(keys, held, strict=True)]
+    total = sum(v for _, v in keys)
+    if total <= 0:
+        return [(0.0, None)] * len(spans)
+    keys = [(k, v / total) for k, v in keys]
+    kind = asked_kind(question) if weights.answer_type else None
+    query_stems = set(idf)
+    out: list[tuple[float, tuple[int, int] | None]] = []
+    for span, sents in zip(spans, sentences, strict=True):
+        best, best_span, held_keys = 0.0, None, set()
+        for a, b, st in sents:
+            covered = {k for k, _ in keys if k in st}
+            held_keys |= covered
+            score = weights.best_sentence * sum(v for k, v in keys if k in covered)
+            if kind and holds_kind(kind, span.text[a - span.start:b - span.start], query_stems):
+                score += weights.answer_type
+            if score > best:
+                best, best_span = score, (a, b)
+        whole = sum(v for k, v in keys if k in held_keys)
+        out.append((best + weights.whole_chunk * whole, best_span))
+    return out
+
+
 def best_sentence(
     text: str, offset: int, idf: dict[str, float]
 ) -> tuple[float, tuple[int, int] | None]:
@@ -153,7 +199,7 @@ class Retriever:
             c = cands[cid]
             c.doc_id, c.start, c.end, c.text = ch.doc_id, ch.start, ch.end, ch.text
         idf = term_idf(self.version, terms)
-        shares = best_sentences(parse_sentences([stored[c.chunk_id] for c in lead]), idf)
+        shares = sentence_signals([stored[c.chunk_id] for c in lead], idf, query, self.weights)
         for c, (share, span) in zip(lead, shares, strict=True):
             c.sentence, c.best_span = share, span
         return out
