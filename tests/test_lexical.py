@@ -69,3 +69,23 @@ def test_damaged_postings_are_reported(built: Settings):
     np.save(folder / "postings_chunks.npy", np.zeros(3, np.int32))
     with pytest.raises(IndexCorruptError, match="postings"):
         IndexVersion(folder)
+
+
+def test_an_index_of_the_previous_format_still_answers(built: Settings):
+    from qa.engine import Engine
+
+    from .conftest import FakeEmbedder
+
+    question = "Which company brought tea to London?"
+    now = Engine(built, FakeEmbedder).ask(question)
+    index = IndexDir(built.index_dir)
+    folder = index.versions / index.current_name()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format_version": 2}))
+    for name in ("postings_offsets.npy", "postings_chunks.npy", "postings_impacts.npy"):
+        (folder / name).unlink()
+    engine = Engine(built, FakeEmbedder)
+    assert engine.version.postings is None
+    before = engine.ask(question)
+    assert not before.abstained and before.text == now.text
+    assert [c.chunk_id for c in before.citations] == [c.chunk_id for c in now.citations]
