@@ -119,10 +119,12 @@ def sentence_signals(
 ) -> list[tuple[float, tuple[int, int] | None]]:
     """The sentence signal of each chunk (see `Weights`) and its best sentence's span."""
     sentences = parse_sentences(spans)
+    # Padded stem strings joined stay padded: " a b  c " still holds " a " and " c ".
+    whole = ["".join(st for _, _, st in sents) for sents in sentences]
     keys = keyed(idf)
     if weights.local_idf and keys:
         n = len(sentences)
-        held = [sum(any(k in st for _, _, st in sents) for sents in sentences) for k, _ in keys]
+        held = [sum(k in chunk for chunk in whole) for k, _ in keys]
         keys = [(k, v * math.log((n + 1) / (h + 0.5)) ** weights.local_idf)
                 for (k, v), h in zip(keys, held, strict=True)]
     total = sum(v for _, v in keys)
@@ -132,18 +134,16 @@ def sentence_signals(
     kind = asked_kind(question) if weights.answer_type else None
     query_stems = set(idf)
     out: list[tuple[float, tuple[int, int] | None]] = []
-    for span, sents in zip(spans, sentences, strict=True):
-        best, best_span, held_keys = 0.0, None, set()
+    for span, sents, chunk in zip(spans, sentences, whole, strict=True):
+        best, best_span = 0.0, None
         for a, b, st in sents:
-            covered = {k for k, _ in keys if k in st}
-            held_keys |= covered
-            score = weights.best_sentence * sum(v for k, v in keys if k in covered)
+            score = weights.best_sentence * sum(v for k, v in keys if k in st)
             if kind and holds_kind(kind, span.text[a - span.start:b - span.start], query_stems):
                 score += weights.answer_type
             if score > best:
                 best, best_span = score, (a, b)
-        whole = sum(v for k, v in keys if k in held_keys)
-        out.append((best + weights.whole_chunk * whole, best_span))
+        covered = sum(v for k, v in keys if k in chunk)
+        out.append((best + weights.whole_chunk * covered, best_span))
     return out
 
 
