@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -57,13 +56,6 @@ class BuildReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def stored_spans(row: Any) -> tuple[tuple[int, int], ...]:
-    """The sentence spans a previous version stored for a chunk (none before format 3)."""
-    if "sentences" not in row.keys():
-        return ()
-    return tuple((a, b) for a, b, _ in json.loads(row["sentences"]))
 
 
 def chunker_settings(settings: Settings) -> dict[str, Any]:
@@ -195,9 +187,10 @@ def build_index(
                     doc = prev.document(doc_id)
                     rows = prev.doc_chunk_rows(doc_id)
                     chunks = [Chunk(r["doc_id"], r["ord"], r["start"], r["end"], r["text"],
-                                    r["page"], r["section"], r["tokens"], stored_spans(r))
-                              for r in rows]
-                    writer.add(doc, chunks, prev.vectors([r["id"] for r in rows]))
+                                    r["page"], r["section"], r["tokens"]) for r in rows]
+                    # Sentences and stems as stored (format 3 on); older ones are split again.
+                    stored = [r["sentences"] for r in rows] if prev.format >= 3 else None
+                    writer.add(doc, chunks, prev.vectors([r["id"] for r in rows]), stored)
                     report.unchanged.append(relpath)
                 else:
                     try:

@@ -151,13 +151,17 @@ class VersionWriter:
         self._vectors: list[np.ndarray] = []
         self.n_chunks = 0
 
-    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        """Store a document with its chunks and their vectors (rows in chunk order)."""
+    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray,
+            sentences: Sequence[str] | None = None) -> None:
+        """Store a document with its chunks and their vectors (rows in chunk order), and the
+        chunks' sentences as a previous version stored them, if it did."""
         if len(chunks) != len(vectors):
             raise ValueError("one vector per chunk")
+        if sentences is None or len(sentences) != len(chunks):
+            sentences = sentence_rows(doc.text, chunks)
         self.db.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?)", _doc_to_row(doc))
         rows = []
-        for c, sentences in zip(chunks, sentence_rows(doc.text, chunks), strict=True):
+        for c, sentences in zip(chunks, sentences, strict=True):
             context = " > ".join(x for x in (doc.title, c.section) if x)
             rows.append((self.n_chunks, doc.id, c.ord, c.start, c.end, c.text, c.page,
                          c.section, c.tokens, context, sentences))

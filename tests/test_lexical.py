@@ -45,7 +45,17 @@ def test_doc_freqs_agree_with_fts5(built: Settings):
     version.close()
 
 
-def test_stored_sentences_cover_each_chunk(built: Settings):
+@pytest.mark.parametrize("incremental", [False, True])
+def test_stored_sentences_cover_each_chunk(built: Settings, incremental: bool):
+    if incremental:  # unchanged files keep the sentences their previous version stored
+        from qa.build import build_index
+
+        from .conftest import FakeEmbedder
+
+        first = next(p for p in sorted(built.corpus_dir.iterdir()) if p.suffix == ".txt")
+        first.write_text(first.read_text() + "\n\nA new closing line about harbours.\n")
+        report = build_index(built, FakeEmbedder)
+        assert not report.full and report.unchanged
     version = IndexDir(built.index_dir).open_current()
     rows = version.db.execute("SELECT id, start, end, text, sentences FROM chunks").fetchall()
     assert rows
