@@ -101,7 +101,8 @@ class Postings:
         return [(int(self.offsets[i]), int(self.offsets[i + 1])) for i in ids]
 
     def scores(self, stems: Sequence[str]) -> np.ndarray:
-        """BM25 of every chunk for an OR of the stems (0 where none occurs)."""
+        """BM25 of every chunk for an OR of the stems (0 where none occurs). A stem asked for
+        twice counts once, where FTS5 would count two words with one stem twice."""
         acc = np.zeros(self.n_chunks, np.float32)
         for a, b in self._slices(stems):
             # A term lists each chunk once, so fancy-index addition is exact.
