@@ -84,6 +84,11 @@ class Postings:
         self.impacts = np.load(folder / IMPACTS, mmap_mode="r").view(np.ndarray)
         if self.chunk_ids.shape != self.impacts.shape or self.offsets[-1] != len(self.chunk_ids):
             raise ValueError("postings arrays disagree in length")
+        # One pass at load (tens of milliseconds at a million chunks) so that a damaged file
+        # is reported here, not as an index error in the middle of a query.
+        if self.chunk_ids.size and (int(self.chunk_ids.min()) < 0
+                                    or int(self.chunk_ids.max()) >= n_chunks):
+            raise ValueError("postings name chunks the index does not have")
         self.db = db
         self.n_chunks = n_chunks
 

@@ -71,12 +71,18 @@ def test_stored_sentences_cover_each_chunk(built: Settings, incremental: bool):
     version.close()
 
 
-def test_damaged_postings_are_reported(built: Settings):
+@pytest.mark.parametrize("damage", ["short", "out of range"])
+def test_damaged_postings_are_reported(built: Settings, damage: str):
     from qa.errors import IndexCorruptError
     from qa.store import IndexVersion
 
     folder = IndexDir(built.index_dir).versions / IndexDir(built.index_dir).current_name()
-    np.save(folder / "postings_chunks.npy", np.zeros(3, np.int32))
+    ids = np.load(folder / "postings_chunks.npy")
+    if damage == "short":
+        ids = ids[:3]
+    else:
+        ids[-1] = 10**6
+    np.save(folder / "postings_chunks.npy", ids)
     with pytest.raises(IndexCorruptError, match="postings"):
         IndexVersion(folder)
 
