@@ -52,21 +52,26 @@ class Stemmer:
 
     def stems(self, words: Iterable[str]) -> dict[str, str]:
         """word -> stem for each word (lower-case input expected)."""
-        words = set(words)
-        cache = self._cache
-        todo = [w for w in words if w not in cache]
+        out: dict[str, str] = {}
+        todo = []
+        for w in set(words):
+            stem = self._cache.get(w)
+            if stem is None:
+                todo.append(w)
+            else:
+                out[w] = stem
         if todo:
             with self._lock:
                 self._db.executemany("INSERT INTO w(rowid, x) VALUES (?, ?)",
                                      list(enumerate(todo)))
                 got = dict(self._db.execute("SELECT doc, term FROM v").fetchall())
                 self._db.execute("DELETE FROM w")
-                if len(cache) + len(todo) > self._max:
-                    cache.clear()
+                if len(self._cache) + len(todo) > self._max:
+                    self._cache = {}  # readers holding the old dict keep a consistent one
                 for i, w in enumerate(todo):
                     # Words the tokenizer splits (rare) keep their folded form.
-                    cache[w] = got.get(i, _fold(w))
-        return {w: cache.get(w) or _fold(w) for w in words}
+                    out[w] = self._cache[w] = got.get(i, _fold(w))
+        return out
 
 
 def _fold(word: str) -> str:

@@ -72,3 +72,13 @@ def test_search_fills_every_result_even_past_the_rerank_depth(built: Settings):
     full = Retriever(engine.version, 50, Weights(rerank=2))
     ranked = full.score(full.candidates(q, qv))[:6]
     assert [c.chunk_id for c in ranked] == [c.chunk_id for c in shallow]
+
+
+def test_stemmer_stays_right_when_its_cache_fills():
+    from qa.terms import Stemmer
+
+    s = Stemmer(max_cache=3)
+    first = s.stems(["running", "erupted", "bees", "volcanoes"])
+    again = s.stems(["running", "erupted", "bees", "volcanoes", "cafés"])
+    assert first == {k: again[k] for k in first}
+    assert again["running"] == "run" and again["cafés"] == "cafe"

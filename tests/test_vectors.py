@@ -17,32 +17,28 @@ def test_small_corpus_uses_exact_search():
     assert info["type"] == "flat" and index.ntotal == 500
 
 
+def recall_after_reload(index, x, queries, tmp_path, k: int) -> float:
+    """Recall@k against exact search of an index written to disk and read back."""
+    flat, _ = build_vector_index(x, threshold=10**9, graph_threshold=10**9)
+    path = str(tmp_path / "index.faiss")
+    faiss.write_index(index, path)
+    index = prepare_for_search(faiss.read_index(path))
+    _, exact = flat.search(queries, k)
+    _, approx = index.search(queries, k)
+    return float(np.mean([len(set(a) & set(e)) / k for a, e in zip(approx, exact, strict=True)]))
+
+
 def test_large_corpus_uses_ivf_with_high_recall(tmp_path):
     x = clustered(20_000)
-    queries = clustered(200, seed=1)
-    flat, _ = build_vector_index(x, threshold=10**9, graph_threshold=10**9)
     ivf, info = build_vector_index(x, threshold=10_000)
     assert info["type"] == "ivf_sq8" and ivf.ntotal == 20_000
-    path = str(tmp_path / "ivf.faiss")
-    faiss.write_index(ivf, path)
-    ivf = prepare_for_search(faiss.read_index(path))
-    _, exact = flat.search(queries, 10)
-    _, approx = ivf.search(queries, 10)
-    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
-    assert recall >= 0.95
+    assert recall_after_reload(ivf, x, clustered(200, seed=1), tmp_path, 10) >= 0.95
 
 
 def test_mid_sized_corpus_uses_a_graph_with_high_recall(tmp_path):
     x = clustered(6_000)
-    queries = clustered(200, seed=2)
-    flat, _ = build_vector_index(x, threshold=10**9, graph_threshold=10**9)
     graph, info = build_vector_index(x, threshold=10**9, graph_threshold=5_000)
     assert info["type"] == "hnsw" and graph.ntotal == 6_000
-    path = str(tmp_path / "hnsw.faiss")
-    faiss.write_index(graph, path)
-    graph = prepare_for_search(faiss.read_index(path))
-    _, exact = flat.search(queries, 100)
-    _, approx = graph.search(queries, 100)
-    recall10 = np.mean([len(set(a[:10]) & set(e[:10])) / 10 for a, e in zip(approx, exact, strict=True)])
-    recall100 = np.mean([len(set(a) & set(e)) / 100 for a, e in zip(approx, exact, strict=True)])
-    assert recall10 >= 0.95 and recall100 >= 0.9
+    queries = clustered(200, seed=2)
+    assert recall_after_reload(graph, x, queries, tmp_path, 10) >= 0.95
+    assert recall_after_reload(graph, x, queries, tmp_path, 100) >= 0.9
