@@ -6,9 +6,13 @@ import math
 from dataclasses import dataclass, field
 
 from qa.answer_type import asked_kind, holds_kind
+from qa.calibrate import Baseline
+from qa.ingest import looks_like_heading
+from qa.language import ENGLISH, question_language
 from qa.retrieve import Candidate, query_terms, term_idf
+from qa.span import DATE, MONEY, NAME, NUMBER, PERCENT, PLACE, Span, answer_kind, find_span
 from qa.store import IndexVersion, StoredChunk
-from qa.terms import keyed
+from qa.terms import WORD, keyed, stemmer
 
 NOT_IN_CORPUS = "The corpus does not answer this question."
 
@@ -18,14 +22,15 @@ NOT_IN_CORPUS = "The corpus does not answer this question."
 # 0.693 at 2, 0.697 at 10). Embedding the candidate sentences as well moved the top sentence by
 # under 0.5 points and cost 100+ ms a question, so sentences are chosen lexically.
 PASSAGE_WEIGHT = 10.0
-# Logistic model of "the corpus answers this": intercept, then weights on the best sentence's
-# IDF coverage, the best passage's cosine to the query and its BM25 per unit of query IDF.
-# Fitted by bench/fit_confidence.py on questions whose article is in the corpus versus
-# questions whose article was held out (disjoint from the reported questions); the intercept
-# is shifted so that the fitted threshold sits at 0.5, the default `min_confidence`.
-CONFIDENCE_FEATURES = ("sentence_coverage", "passage_cosine", "passage_bm25")
-CONFIDENCE_MODEL = (-10.5428, 7.3987, 13.7206, 1.4527)
-
+# Logistic model of "the corpus answers this", over the signals in CONFIDENCE_FEATURES (see
+# `signals_of`): intercept first, then one weight per feature. Fitted by bench/fit_confidence.py
+# on several corpora at once (SQuAD articles with half their paragraphs removed, so that some
+# questions are near misses; articles of other styles), never on the questions it is reported
+# on; the intercept is shifted so that the fitted threshold sits at 0.5, the default
+# `min_confidence`.
+CONFIDENCE_FEATURES = ("sentence_coverage", "chunk_coverage", "cosine_margin", "kind_missing",
+                       "kind_found", "rare_missing")
+CONFIDENCE_MODEL = (-1.8915, 2.2395, 2.2689, 5.1083, -2.3436, -0.1147, -1.7088)
 
 @dataclass
 class Citation:
@@ -57,6 +62,18 @@ class AnswerSentence:
 
 
 @dataclass
+class AnswerSpan:
+    """The shortest text that answers (a year, an amount, a name), inside cited sentence `n`;
+    `start` and `end` are offsets into the document's clean text."""
+
+    text: str
+    n: int
+    document_id: str
+    start: int
+    end: int
+
+
+@dataclass
 class Answer:
     """An answer with its citations, or an abstention that still lists the closest passages."""
 
@@ -69,6 +86,9 @@ class Answer:
     abstained: bool
     index_version: str = ""
     signals: dict[str, float] = field(default_factory=dict)
+    answer_span: AnswerSpan | None = None
+    # Why it abstained, in words a user can act on (empty when it answered).
+    reason: str = ""
 
 
 def confidence_of(signals: dict[str, float]) -> float:
@@ -78,17 +98,41 @@ def confidence_of(signals: dict[str, float]) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
+# Without a probe baseline (see qa/calibrate.py), the probes' typical best cosine on a corpus of
+# a few thousand passages.
+DEFAULT_BASELINE = Baseline(0.2, 0.05)
+_KIND_WORDS = {DATE: "a date", MONEY: "an amount of money", PERCENT: "a percentage",
+               NUMBER: "a number", NAME: "a name", PLACE: "a place"}
+NO_TERMS = "The question has no words to search for: only punctuation or very common words."
+WEAK_MATCH = "No passage covers the question well enough to answer it."
+
+
+def _reason(question: str, signals: dict[str, float], kind: str | None) -> str:
+    """Why an abstention abstained, in words a user can act on."""
+    language = question_language(question)
+    if language != ENGLISH:
+        return (f"The question seems to be in {language}. The documents are searched with a "
+                "model that reads English, so a question in another language is answered only "
+                "when its names and numbers lead to a clear passage. Try asking in English.")
+    if kind and signals.get("kind_missing"):
+        return (f"The closest passages are about the question but do not state "
+                f"{_KIND_WORDS[kind]} that answers it.")
+    return WEAK_MATCH
+
+
 def _abstain(question: str, query: str, chunks: list[StoredChunk], candidates: list[Candidate],
-             version: IndexVersion, confidence: float, signals: dict[str, float]) -> Answer:
+             version: IndexVersion, confidence: float, signals: dict[str, float],
+             reason: str) -> Answer:
     citations, _ = _citations(chunks, candidates, {})
     return Answer(question, query, NOT_IN_CORPUS + (" The closest passages are listed below."
                                                     if citations else ""),
-                  citations, [], round(confidence, 4), True, version.name, signals)
+                  citations, [], round(confidence, 4), True, version.name, signals,
+                  reason=reason)
 
 
-# Weight of a sentence holding what the question's wh-phrase asks for (a year for "when", a
-# number for "how much", a name for "who"; see qa/answer_type.py), on the scale of keyword
-# coverage (0..1).
+# Weight of a sentence holding what the question's wh-phrase asks for (a year for "when", an
+# amount for "how much", a name for "who"; see qa/span.py), on the scale of keyword coverage
+# (0..1).
 ANSWER_TYPE_BONUS = 0.25
 
 
@@ -98,6 +142,27 @@ def answer_type_bonus(question: str, sentence: str, query_stems: frozenset[str] 
     return ANSWER_TYPE_BONUS if holds_kind(asked_kind(question), sentence, query_stems) else 0.0
 
 
+def is_heading(chunk_text: str, a: int, b: int) -> bool:
+    """Whether text[a:b] of a chunk is a heading: a line of its own that reads like one."""
+    before, after = chunk_text[max(0, a - 1):a], chunk_text[b:b + 1]
+    return before in ("", "\n") and after in ("", "\n") and looks_like_heading(chunk_text[a:b])
+
+
+@dataclass
+class _Scored:
+    score: float
+    coverage: float
+    key: tuple[str, int, int]  # document id, start, end
+    rank: int  # of the chunk holding it
+    text: str
+    span: Span | None
+
+
+def _stem_table(texts: list[str]) -> dict[str, str]:
+    words = {w for t in texts for w in WORD.findall(t.lower())}
+    return stemmer().stems(words)
+
+
 def compose(
     question: str,
     query: str,
@@ -105,79 +170,120 @@ def compose(
     version: IndexVersion,
     min_confidence: float,
     max_sentences: int = 3,
+    baseline: Baseline | None = None,
 ) -> Answer:
     """Build a cited answer from ranked candidate chunks, or an abstention."""
     terms = query_terms(query)
     if not terms:
         # Nothing to search for: say so, and cite nothing rather than an arbitrary passage.
-        return Answer(question, query, NOT_IN_CORPUS, [], [], 0.0, True, version.name)
+        return Answer(question, query, NOT_IN_CORPUS, [], [], 0.0, True, version.name,
+                      reason=NO_TERMS)
     chunks = version.chunks([c.chunk_id for c in candidates])
     if not chunks:
-        return _abstain(question, query, [], candidates, version, 0.0, {})
+        return _abstain(question, query, [], candidates, version, 0.0, {},
+                        _reason(question, {}, None))
     idf = term_idf(version, terms)
     total_idf = sum(idf.values()) or 1.0
     fused = {c.chunk_id: c.score for c in candidates}
     top = max(fused.values()) or 1.0
+    kind = answer_kind(question)
 
     # Every sentence of every candidate, keyed by its document span so overlaps count once.
-    scored = []
+    # Headings are context, not answers.
+    scored: list[_Scored] = []
     seen: set[tuple[str, int, int]] = set()
     sentences = version.sentences(chunks)
     keys = keyed(idf)
     stems_of_query = frozenset(idf)
+    lead_stems = ""
     for rank, ch in enumerate(chunks):
         passage = max(fused.get(ch.id, 0.0), 0.0) / top if top > 0 else 0.0
+        if rank == 0:
+            lead_stems = "".join(st for _, _, st in sentences.get(ch.id, []))
         for a, b, stems in sentences.get(ch.id, []):
             key = (ch.doc_id, a, b)
-            if key in seen:
+            if key in seen or is_heading(ch.text, a - ch.start, b - ch.start):
                 continue
             seen.add(key)
             coverage = sum(w for s, w in keys if s in stems) / total_idf
             text = ch.text[a - ch.start : b - ch.start]
-            bonus = answer_type_bonus(question, text, stems_of_query) if coverage > 0 else 0.0
+            span = None
+            if kind and coverage > 0 and rank < 3:
+                span = find_span(question, text, stems_of_query, _stem_table([text]))
+            bonus = ANSWER_TYPE_BONUS if span else 0.0
             score = coverage + PASSAGE_WEIGHT * passage + bonus
-            scored.append((score, coverage, key, rank, text))
+            scored.append(_Scored(score, coverage, key, rank, text, span))
+    if not scored:
+        return _abstain(question, query, chunks, candidates, version, 0.0, {},
+                        _reason(question, {}, None))
     # Stable sort: equal scores keep passage order, then reading order.
-    scored.sort(key=lambda s: -s[0])
+    scored.sort(key=lambda s: -s.score)
     best = scored[0]
-    lead = candidates[0]
-    signals = {
-        "sentence_coverage": round(max(s[1] for s in scored), 4),
-        "passage_cosine": round(float(lead.dense or 0.0), 4),
-        "passage_bm25": round(float(lead.lexical or 0.0) / total_idf, 4),
-    }
+    signals = signals_of(best, lead_stems, candidates[0], idf, version.n_chunks, kind,
+                         baseline or DEFAULT_BASELINE)
     confidence = confidence_of(signals)
     if confidence < min_confidence:
-        return _abstain(question, query, chunks, candidates, version, confidence, signals)
+        return _abstain(question, query, chunks, candidates, version, confidence, signals,
+                        _reason(question, signals, kind))
     picked = [best]
     for s in scored[1:]:
-        if len(picked) >= max_sentences or s[0] < best[0] - 0.1 or s[1] <= 0:
+        if len(picked) >= max_sentences or s.score < best.score - 0.1 or s.coverage <= 0:
             break
         picked.append(s)
 
     # Number citations in order of first use; a sentence cites the best-ranked chunk holding it.
     by_rank: dict[int, list[tuple[int, int]]] = {}
     for s in picked:
-        by_rank.setdefault(s[3], []).append((s[2][1], s[2][2]))
-    citations, n_of_rank = _citations(chunks, candidates, by_rank)
+        by_rank.setdefault(s.rank, []).append((s.key[1], s.key[2]))
+    citations, n_of_rank = _citations(chunks, candidates, by_rank, [s.rank for s in picked])
     for cit in citations:
         if cit.highlight and cit.page is not None:
             # A passage may straddle pages: cite the page of the supporting sentence.
             cit.page = version.page_at(cit.document_id, cit.highlight[0][0])
-    answer_sents = [AnswerSentence(s[4], n_of_rank[s[3]], s[2][1], s[2][2], round(s[0], 4))
-                    for s in picked]
+    answer_sents = [AnswerSentence(s.text, n_of_rank[s.rank], s.key[1], s.key[2],
+                                   round(s.score, 4)) for s in picked]
     text = " ".join(f"{s.text} [{s.n}]" for s in answer_sents)
+    short = None
+    if best.span is not None:
+        a = best.key[1] + best.span.start
+        short = AnswerSpan(best.span.text, n_of_rank[best.rank], best.key[0], a,
+                           a + len(best.span.text))
     return Answer(question, query, text, citations, answer_sents, round(confidence, 4), False,
-                  version.name, signals)
+                  version.name, signals, short)
+
+
+def signals_of(best: _Scored, lead_stems: str, lead: Candidate, idf: dict[str, float],
+               n_chunks: int, kind: str | None, baseline: Baseline) -> dict[str, float]:
+    """The confidence model's inputs, each on a scale that does not depend on corpus size."""
+    total = sum(idf.values()) or 1.0
+    chunk_cov = sum(w for s, w in idf.items() if f" {s} " in lead_stems) / total
+    # The rarest query term the best passage lacks that the corpus holds elsewhere, against
+    # the IDF of a term seen nowhere.
+    ceiling = math.log(1 + (n_chunks + 0.5) / 0.5) or 1.0
+    # Terms found nowhere in the corpus are left out: a paraphrase has those too.
+    missing = max((w for s, w in idf.items()
+                   if f" {s} " not in lead_stems and w < ceiling - 1e-6), default=0.0)
+    return {
+        "sentence_coverage": round(best.coverage, 4),
+        "chunk_coverage": round(chunk_cov, 4),
+        "cosine_margin": round(float(lead.dense or 0.0) - baseline.mean, 4),
+        "kind_missing": float(kind is not None and best.span is None),
+        "kind_found": float(best.span is not None),
+        "rare_missing": round(missing / ceiling, 4),
+    }
 
 
 def _citations(
-    chunks: list[StoredChunk], candidates: list[Candidate], used: dict[int, list[tuple[int, int]]]
+    chunks: list[StoredChunk], candidates: list[Candidate], used: dict[int, list[tuple[int, int]]],
+    first_use: list[int] | None = None,
 ) -> tuple[list[Citation], dict[int, int]]:
-    """Citations for the chunks, cited ones first, overlapping chunks of a document merged;
-    with the citation number of each chunk rank."""
+    """Citations for the chunks, cited ones first in order of first use (`first_use`: the chunk
+    rank of each answer sentence, in answer order), then the rest by rank, overlapping chunks of
+    a document merged; with the citation number of each chunk rank."""
     score = {c.chunk_id: c.score for c in candidates}
-    order = sorted(range(len(chunks)), key=lambda r: (r not in used, r))
+    use_order = {r: i for i, r in reversed(list(enumerate(first_use or [])))}
+    order = sorted(range(len(chunks)),
+                   key=lambda r: (r not in used, use_order.get(r, len(use_order)), r))
     out: list[Citation] = []
     n_of_rank: dict[int, int] = {}
     for r in order:

@@ -99,6 +99,10 @@ def index(
 
 def _format_answer(answer: Any) -> str:
     lines = [answer.text, ""]
+    if answer.reason:
+        lines.insert(1, answer.reason)
+    if answer.answer_span is not None:
+        lines[:0] = [f"{answer.answer_span.text} [{answer.answer_span.n}]", ""]
     if answer.query != answer.question:
         lines.insert(0, f"(searched: {answer.query})")
     for c in answer.citations:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from qa.answer import Answer, compose
 from qa.build import chunker_settings
+from qa.calibrate import baseline
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder, model_id
 from qa.errors import BadQuestionError
@@ -61,15 +62,31 @@ class Engine:
         log.info("now serving index version %s", version.name)
         return True
 
-    def ask(self, question: str, k: int | None = None, query: str | None = None) -> Answer:
-        """Answer `question`, searching for `query` if given (a follow-up resolved by the caller)."""
+    def ask(self, question: str, k: int | None = None, query: str | None = None,
+            prefer_query: bool = False) -> Answer:
+        """Answer `question`. A `query` (a follow-up rewritten by the caller) is searched beside
+        the question as written, and kept only when its answer is better supported, or, with
+        `prefer_query` (the question leans on a pronoun), unless it finds nothing."""
         question = check_question(question, self.settings.max_question_chars)
-        query = (query or question).strip()
         k = k or self.settings.default_k
         version = self.version  # one version for the whole request
+        own = self._answer(question, question, k, version)
+        query = (query or "").strip()
+        if not query or query == question:
+            return own
+        rewritten = self._answer(question, query, k, version)
+        if rewritten.abstained:
+            return own
+        if prefer_query or own.abstained or rewritten.confidence > own.confidence:
+            return rewritten
+        return own
+
+    def _answer(self, question: str, query: str, k: int, version: IndexVersion) -> Answer:
         if not query_terms(query):
             # Only stop words or punctuation: nothing to search for, so abstain without a search.
             return compose(question, query, [], version, self.settings.min_confidence)
-        qvec = self.embedder.embed([query])[0]
+        embedder = self.embedder
+        qvec = embedder.embed([query])[0]
         candidates = Retriever(version, self.settings.candidates).search(query, qvec, k)
-        return compose(question, query, candidates, version, self.settings.min_confidence)
+        return compose(question, query, candidates, version, self.settings.min_confidence,
+                       baseline=baseline(version, embedder))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 from qa.answer import Answer, compose
 from qa.build import build_index, chunker_settings
+from qa.calibrate import baseline
 from qa.config import Settings
 from qa.datasets import (
     Dataset,
@@ -201,7 +204,7 @@ def answer_question(
     retriever = Retriever(version, settings.candidates)
     ranked = retriever.score(retriever.candidates(q.text, qvec))
     answer = compose(q.text, q.text, ranked[: settings.default_k], version,
-                     settings.min_confidence)
+                     settings.min_confidence, baseline=baseline(version, embedder))
     return ranked, answer, time.perf_counter() - t
 
 
@@ -221,6 +224,32 @@ def _score_query(run: _Run, prep: PreparedIndex, q: DatasetQuery, ranked: list[C
     run.add("hit@5", float(any(hits[:5])))
     top = answer.sentences[0] if answer.sentences else None
     run.add("answer_sentence@1", float(top is not None and any(a in top.text for a in answers)))
+    # Short answers, SQuAD's way: exact match and token F1 against the best gold answer; an
+    # answer with no span (or an abstention) scores 0, and `short_given` says how often one came.
+    span = answer.answer_span.text if answer.answer_span and not answer.abstained else None
+    run.add("short_given", float(span is not None))
+    run.add("short_em", max((float(_squad_norm(span) == _squad_norm(a)) for a in q.answers),
+                            default=0.0) if span else 0.0)
+    run.add("short_f1", max((token_f1(span, a) for a in q.answers), default=0.0) if span else 0.0)
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = re.compile(r"[^\w\s]")
+
+
+def _squad_norm(text: str) -> str:
+    """SQuAD's answer normalisation: lower case, no punctuation, articles or extra spaces."""
+    return " ".join(_ARTICLES.sub(" ", _PUNCT.sub("", text.lower())).split())
+
+
+def token_f1(predicted: str, gold: str) -> float:
+    """SQuAD's token-overlap F1 between a predicted and a gold answer."""
+    p, g = _squad_norm(predicted).split(), _squad_norm(gold).split()
+    common = sum((Counter(p) & Counter(g)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
 
 
 def run_eval(

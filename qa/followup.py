@@ -125,9 +125,11 @@ def _resolve_turn(question: str, previous: _Resolved | None, answer: str) -> _Re
 def ask_in_conversation(
     engine: Engine, question: str, history: Sequence[tuple[str, str]], k: int | None = None
 ) -> Answer:
-    """Answer `question` in the context of `history`, searching for the resolved follow-up."""
+    """Answer `question` in the context of `history`: the question as written and its resolved
+    follow-up are both searched, and the rewrite is kept only when it wins on evidence."""
     from qa.engine import check_question
 
     question = check_question(question, engine.settings.max_question_chars)
     engine.reload_if_changed()
-    return engine.ask(question, k=k, query=resolve(question, history))
+    query = resolve(question, history)
+    return engine.ask(question, k=k, query=query, prefer_query=kind(question) == "pronoun")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
+from qa.boilerplate import furniture_blocks
 from qa.clean import clean_inline, clean_text
 from qa.errors import CorpusError
 
@@ -125,22 +127,53 @@ def decode_text(data: bytes) -> str:
     return str(best)
 
 
-def _looks_like_heading(line: str) -> bool:
-    return 0 < len(line) <= 80 and "\n" not in line and line[-1] not in ".?!:;,\"'”)]"
+_SENTENCE_END = ".?!:;,\"'”)]。！？"
+
+
+def _title_case(line: str) -> bool:
+    """Most longer words capitalised, as in "The Verdict: A Marriage of Convenience"."""
+    words = [w for w in re.findall(r"[^\W\d_]+", line) if len(w) >= 4]
+    return bool(words) and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
+
+
+def looks_like_heading(line: str) -> bool:
+    """A short line without closing punctuation, or a title-cased one ending in ? or !."""
+    if not 0 < len(line) <= 120 or "\n" in line:
+        return False
+    if line[-1] not in _SENTENCE_END:
+        return len(line) <= 80 or _title_case(line)
+    return line[-1] in "?!" and len(line) <= 100 and _title_case(line)
+
+
+def _split_lines(para: str) -> list[str]:
+    """A paragraph's lines regrouped: a heading line stands alone, and a line that ends a
+    sentence before one that starts a new one ends the paragraph (pages saved as text put
+    one paragraph on each line); hard-wrapped lines stay together."""
+    out: list[list[str]] = [[]]
+    lines = [ln.strip() for ln in para.split("\n") if ln.strip()]
+    for i, line in enumerate(lines):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        heading = len(lines) > 1 and looks_like_heading(line) and _title_case(line)
+        if heading and out[-1]:
+            out.append([])
+        out[-1].append(line)
+        ends = line[-1] in ".?!”\"。！？" and (nxt[:1].isupper() or nxt[:1] in "“\"")
+        if heading or ends:
+            out.append([])
+    return ["\n".join(group) for group in out if group]
 
 
 def read_plain(data: bytes) -> list[Block]:
-    """Plain text: paragraphs split on blank lines; short unpunctuated lines are headings."""
+    """Plain text: paragraphs split on blank lines (and on lines that end a paragraph); short
+    unpunctuated or title-cased lines are headings."""
     text = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
-    blocks = []
+    blocks: list[Block] = []
     for para in text.split("\n\n"):
-        para = para.strip()
-        if not para:
-            continue
-        level = 2 if _looks_like_heading(para) else 0
-        if level and not blocks:
-            level = 1
-        blocks.append(Block(para, level))
+        for part in _split_lines(para):
+            level = 2 if looks_like_heading(part) else 0
+            if level and not blocks:
+                level = 1
+            blocks.append(Block(part, level))
     return blocks
 
 
@@ -173,7 +206,9 @@ def read_markdown(data: bytes) -> list[Block]:
     return blocks
 
 
-_HTML_DROP = ("script", "style", "noscript", "template", "iframe", "svg", "head", "object", "embed")
+# Navigation, page footers and forms (comment, search, sign-up) are page furniture, not content.
+_HTML_DROP = ("script", "style", "noscript", "template", "iframe", "svg", "head", "object", "embed",
+              "nav", "footer", "form")
 _HTML_BLOCK = {
     "p", "div", "section", "article", "main", "aside", "header", "footer", "nav", "li", "ul",
     "ol", "dl", "dt", "dd", "table", "tr", "td", "th", "blockquote", "pre", "figure",
@@ -297,7 +332,12 @@ def assemble(relpath: str, blocks: list[Block], title: str | None, digest: str) 
     headings: list[Heading] = []
     pages: list[tuple[int, int, int]] = []
     pos = 0
-    for block in blocks:
+    furniture = furniture_blocks([b.text for b in blocks])
+    if furniture:
+        log.debug("%s: %d blocks of page furniture left out", relpath, len(furniture))
+    for i, block in enumerate(blocks):
+        if i in furniture:
+            continue
         text = clean_inline(block.text) if block.heading_level else clean_text(block.text)
         if not text:
             continue

@@ -59,9 +59,15 @@ def sources_text(answer: Answer) -> str:
 
 
 def message_content(answer: Answer) -> str:
-    """The assistant message: the answer with its markers, then the sources."""
+    """The assistant message: the short answer if there is one, the supporting sentences with
+    their markers (or why nothing was found), then the sources."""
     sources = sources_text(answer)
-    return f"{answer.text}\n\n{sources}" if sources else answer.text
+    text = answer.text
+    if answer.answer_span is not None:
+        text = f"{answer.answer_span.text} [{answer.answer_span.n}]\n\n{text}"
+    if answer.reason:
+        text = f"{text}\n\n{answer.reason}"
+    return f"{text}\n\n{sources}" if sources else text
 
 
 def conversation(body: ChatCompletionRequest) -> tuple[str, list[tuple[str, str]]]:

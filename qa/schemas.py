@@ -81,6 +81,16 @@ def source_url(c: Citation) -> str:
     return url + "#hl"
 
 
+class AnswerSpanOut(BaseModel):
+    """The short answer: a span inside the sentence cited as `n`, in document offsets."""
+
+    text: str
+    n: int
+    document_id: str
+    start: int
+    end: int
+
+
 class AskResponse(BaseModel):
     """An answer whose `[n]` markers refer to `citations`, or an abstention."""
 
@@ -91,13 +101,22 @@ class AskResponse(BaseModel):
     confidence: float
     abstained: bool
     index_version: str
+    answer_span: AnswerSpanOut | None = Field(
+        None, description="The shortest text that answers (a year, an amount, a name) and where "
+        "it sits; absent when the supporting sentence is the answer.")
+    reason: str = Field("", description="Why the question was not answered, when it was not.")
 
     @classmethod
     def of(cls, a: Answer) -> AskResponse:
         """The API form of an engine answer."""
+        span = a.answer_span
         return cls(question=a.question, query=a.query, answer=a.text,
                    citations=[CitationOut.of(c) for c in a.citations], confidence=a.confidence,
-                   abstained=a.abstained, index_version=a.index_version)
+                   abstained=a.abstained, index_version=a.index_version,
+                   answer_span=AnswerSpanOut(text=span.text, n=span.n,
+                                             document_id=span.document_id, start=span.start,
+                                             end=span.end) if span else None,
+                   reason=a.reason)
 
 
 class DocumentSummary(BaseModel):

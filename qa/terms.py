@@ -33,9 +33,19 @@ def content_words(text: str) -> list[str]:
     return [w for w in WORD.findall(text.lower()) if w not in STOPWORDS]
 
 
+# A change of script inside a word: "Rapidusはいつ" holds the name "Rapidus".
+_LATIN = "A-Za-z0-9\u00c0-\u024f\u1e00-\u1eff"
+_SCRIPT_CHANGE = re.compile(
+    rf"(?<=[{_LATIN}])(?=[^\W{_LATIN}])|(?<=[^\W{_LATIN}])(?=[{_LATIN}])")
+
+
 def query_terms(text: str) -> list[str]:
-    """Content words of a query, lower-cased, stop words removed, order kept, no repeats."""
-    return list(dict.fromkeys(content_words(text)))
+    """Content words of a query, lower-cased, stop words removed, order kept, no repeats; a
+    Latin-script name written inside text of another script counts as a word of its own."""
+    words = content_words(text)
+    if not text.isascii():
+        words = [p for w in words for p in _SCRIPT_CHANGE.split(w) if p and p not in STOPWORDS]
+    return list(dict.fromkeys(words))
 
 
 class Stemmer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.answer import Citation, _citations, confidence_of
+from qa.answer import CONFIDENCE_FEATURES, Citation, _citations, confidence_of
 from qa.config import Settings
 from qa.engine import Engine
 from qa.retrieve import Candidate
@@ -22,7 +22,7 @@ def test_every_sentence_cites_an_exact_span(built: Settings):
         assert cit.start <= s.start and s.end <= cit.end
         assert (s.start, s.end) in cit.highlight
         assert f"{s.text} [{s.n}]" in answer.text
-    assert set(answer.signals) == {"sentence_coverage", "passage_cosine", "passage_bm25"}
+    assert set(answer.signals) == set(CONFIDENCE_FEATURES)
 
 
 def test_low_confidence_abstains_but_lists_passages(built: Settings):
@@ -55,9 +55,13 @@ def test_overlapping_chunks_are_cited_once():
 
 
 def test_confidence_rises_with_evidence():
-    weak = {"sentence_coverage": 0.1, "passage_cosine": 0.1, "passage_bm25": 0.1}
-    strong = {"sentence_coverage": 1.0, "passage_cosine": 0.7, "passage_bm25": 1.0}
+    weak = {"sentence_coverage": 0.1, "chunk_coverage": 0.1, "cosine_margin": 0.05,
+            "kind_missing": 0.0, "kind_found": 0.0, "rare_missing": 0.5}
+    strong = {**weak, "sentence_coverage": 1.0, "chunk_coverage": 1.0, "cosine_margin": 0.5,
+              "rare_missing": 0.0}
     assert 0.0 <= confidence_of(weak) < 0.5 < confidence_of(strong) <= 1.0
+    # A question that asks for a date, on a passage with no date in it, is less sure.
+    assert confidence_of({**strong, "kind_missing": 1.0}) < confidence_of(strong)
 
 
 def test_answer_type_bonus_prefers_the_kind_of_answer_asked_for():

@@ -86,3 +86,51 @@ def test_iter_corpus_skips_hidden_and_unsupported(tiny_corpus: Path):
 def test_missing_corpus_folder(tmp_path: Path):
     with pytest.raises(CorpusError, match="not found"):
         list(iter_corpus_files(tmp_path / "nope"))
+
+
+def test_page_furniture_is_left_out_in_any_language():
+    article = (
+        "Harbour Locks Reopen After Two Years\n\n"
+        "Why The Work Took So Long\n"
+        "Engineers replaced both gates of the northern lock. The cost was shared by the port and "
+        "the city.\n"
+        "Critics said the closure hurt small shipping firms, who use cookies and biscuits as a "
+        "metaphor for their thin margins in a long complaint about the tender.\n\n"
+        "Leave a Reply\n\n"
+        "Your email address will not be published. Required fields are marked *\n\n"
+        "Comment\n\n"
+        "发表回复\n\n"
+        "您的邮箱地址不会被公开。 必填项已用 * 标注\n\n"
+        "Schreibe einen Kommentar\n"
+    ).encode()
+    doc = parse_file("locks.txt", article)
+    assert "Engineers replaced both gates" in doc.text
+    assert "cookies and biscuits" in doc.text  # prose that mentions furniture words stays
+    for furniture in ("Leave a Reply", "email address", "发表回复", "邮箱", "Kommentar",
+                      "Required fields"):
+        assert furniture not in doc.text
+
+
+def test_a_heading_line_inside_a_paragraph_is_a_heading():
+    text = ("Ports of the North\n\n"
+            "Why The Work Took So Long: A Look Back\n"
+            "Engineers replaced both gates. The cost was shared.\n"
+            "Is It Worth The Money?\n"
+            "Most shippers say it is, because waiting times halved.\n").encode()
+    doc = parse_file("ports.txt", text)
+    titles = [h.title for h in doc.headings]
+    assert titles == ["Ports of the North", "Why The Work Took So Long: A Look Back",
+                      "Is It Worth The Money?"]
+    # Each heading is a paragraph of its own, so no sentence runs a heading into prose.
+    assert "A Look Back\n\nEngineers" in doc.text
+
+
+def test_html_navigation_footer_and_forms_are_left_out():
+    page = (b"<html><body><nav><a href='/'>Home</a> <a href='/news'>News</a></nav>"
+            b"<article><h1>Locks</h1><p>The locks reopened in May.</p></article>"
+            b"<form><label>Search the site</label><input name=q></form>"
+            b"<footer>Copyright 2026 Harbour Media</footer></body></html>")
+    doc = parse_file("locks.html", page)
+    assert "The locks reopened in May." in doc.text
+    for furniture in ("Home", "Search the site", "Copyright"):
+        assert furniture not in doc.text
