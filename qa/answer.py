@@ -10,7 +10,18 @@ from qa.calibrate import Baseline
 from qa.ingest import looks_like_heading
 from qa.language import ENGLISH, question_language
 from qa.retrieve import Candidate, query_terms, term_idf
-from qa.span import DATE, MONEY, NAME, NUMBER, PERCENT, PLACE, Span, answer_kind, find_span
+from qa.span import (
+    DATE,
+    MONEY,
+    NAME,
+    NUMBER,
+    PERCENT,
+    PLACE,
+    Span,
+    answer_kind,
+    find_span,
+    focus_words,
+)
 from qa.store import IndexVersion, StoredChunk
 from qa.terms import WORD, keyed, stemmer
 
@@ -30,7 +41,7 @@ PASSAGE_WEIGHT = 10.0
 # `min_confidence`.
 CONFIDENCE_FEATURES = ("sentence_coverage", "chunk_coverage", "cosine_margin", "kind_missing",
                        "kind_found", "rare_missing")
-CONFIDENCE_MODEL = (-1.8915, 2.2395, 2.2689, 5.1083, -2.3436, -0.1147, -1.7088)
+CONFIDENCE_MODEL = (-1.5402, 1.5943, 2.1094, 5.3026, -1.8603, -0.0859, -1.6039)
 
 @dataclass
 class Citation:
@@ -148,6 +159,31 @@ def is_heading(chunk_text: str, a: int, b: int) -> bool:
     return before in ("", "\n") and after in ("", "\n") and looks_like_heading(chunk_text[a:b])
 
 
+# A question in another language is judged on the words it shares with the corpus (names,
+# numbers, loanwords) only when it shares at least this many.
+MIN_SHARED_TERMS = 2
+
+
+def evidence_weights(question: str, idf: dict[str, float], n_chunks: int) -> dict[str, float]:
+    """The query terms a supporting sentence is expected to hold, with their IDF weights.
+
+    Left out: the words of the wh-phrase that name the kind of answer ("company" in "which
+    company", "year" in "what year"; the sentence says "IBM" or "2027" instead), and, for a
+    question in another language than English that shares at least MIN_SHARED_TERMS words with
+    the corpus, the words the corpus never uses (they cannot be expected to match; its names and
+    numbers can). Nothing is left out if nothing would remain.
+    """
+    drop = set(stemmer().stems(focus_words(question)).values())
+    if question_language(question) != ENGLISH:
+        unseen = math.log(1 + (n_chunks + 0.5) / 0.5) - 1e-6
+        seen = {s for s, w in idf.items() if w < unseen}
+        # One shared word ("6G", "cables") is too thin a thread to answer by.
+        if len(seen) >= MIN_SHARED_TERMS:
+            drop |= set(idf) - seen
+    kept = {s: w for s, w in idf.items() if s not in drop}
+    return kept or idf
+
+
 @dataclass
 class _Scored:
     score: float
@@ -182,7 +218,7 @@ def compose(
     if not chunks:
         return _abstain(question, query, [], candidates, version, 0.0, {},
                         _reason(question, {}, None))
-    idf = term_idf(version, terms)
+    idf = evidence_weights(question, term_idf(version, terms), version.n_chunks)
     total_idf = sum(idf.values()) or 1.0
     fused = {c.chunk_id: c.score for c in candidates}
     top = max(fused.values()) or 1.0

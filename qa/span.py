@@ -101,8 +101,8 @@ _LOCATIVE = frozenset("in at near from to across through into around between wit
                       "inside toward towards via off along".split())
 
 
-def answer_kind(question: str) -> str | None:
-    """The kind of text that answers the question, or None when any text could."""
+def _asked(question: str) -> tuple[str, str] | None:
+    """The kind of text that answers the question and the phrase that says so."""
     q = " ".join(question.lower().split())
     # The question's first wh-word says what it asks: in "What should networks do when a
     # disaster strikes?" the "when" belongs to a clause, not to the question.
@@ -110,12 +110,42 @@ def answer_kind(question: str) -> str | None:
     for kind, pattern in _ASKS:
         m = pattern.search(q)
         if m and (first is None or m.start() <= first.start() or m.start() - first.end() <= 1):
-            return kind
+            return kind, m.group()
     if not q.isascii() or not any(w in q.split() for w in ("what", "how", "which")):
         for kind, pattern in _ASKS_ELSEWHERE:
-            if pattern.search(q):
-                return kind
+            m = pattern.search(q)
+            if m:
+                return kind, m.group()
     return None
+
+
+def answer_kind(question: str) -> str | None:
+    """The kind of text that answers the question, or None when any text could."""
+    asked = _asked(question)
+    return asked[0] if asked else None
+
+
+# Words of a wh-phrase that name the kind of answer, not its subject: "company" in "which
+# company", "year" in "what year". The answer sentence says "IBM", not "company". Roles
+# ("which commissioner") are not among them: a sentence naming one usually says the role too.
+_TYPE_WORDS = frozenset("""
+company companies firm firms organisation organization group consortium project person people
+institute institution agency body team carmaker brand manufacturer maker chipmaker operator
+program programme initiative system centre center university lab laboratory party ship product
+model newspaper name called year decade century month date
+day time country countries city cities region place location sea ocean state continent area
+nation town port province island percentage percent share proportion fraction number amount
+size speed rate money funding cash capital sum
+""".split())
+
+
+def focus_words(question: str) -> set[str]:
+    """The words of the question's wh-phrase that name the kind of answer it wants."""
+    asked = _asked(question)
+    if not asked:
+        return set()
+    words = {w for w in _TOKEN.findall(asked[1]) if w in _TYPE_WORDS}
+    return {"called"} if "called" in words else words
 
 
 @dataclass

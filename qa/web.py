@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,9 +22,15 @@ from qa.errors import AccessDeniedError, BadQuestionError, BuildLockedError
 from qa.followup import ask_in_conversation
 from qa.limits import work
 from qa.observability import note
-from qa.schemas import MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS, AskResponse
+from qa.schemas import (
+    MAX_HISTORY_TURNS,
+    MAX_MESSAGE_CHARS,
+    AnswerSpanOut,
+    AskResponse,
+    CitationOut,
+)
+from qa.sources import Segment, get_document, parse_spans, segments
 from qa.sources import answer_parts as _answer_parts
-from qa.sources import get_document, parse_spans, segments
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,80 @@ def answer_parts(turn: AskResponse) -> list[tuple[str, Any]]:
             for text, n in _answer_parts(turn.answer, set(by_n))]
 
 
+def short_answer(turn: AskResponse) -> AnswerSpanOut | None:
+    """The short answer to show above the sentences, if the turn has one."""
+    span = turn.answer_span
+    return span if span is not None and span.text.strip() and not turn.abstained else None
+
+
+def _span_in(parts: list[tuple[str, int | None]], turn: AskResponse) -> tuple[int, int, int] | None:
+    """Where the short answer sits in the answer's text: (index of the plain run, start, end).
+
+    The run is one that the marker [n] of the span's citation closes. The citation's text and
+    highlight give the exact sentence and offset; failing that, the first occurrence of the
+    span's text in such a run; failing that, None (the sentence is shown without a mark).
+    """
+    span = short_answer(turn)
+    if span is None:
+        return None
+    runs: list[int] = []
+    for i, (_, n) in enumerate(parts):
+        if n != span.n:
+            continue
+        j = i - 1
+        while j >= 0 and parts[j][1] is not None:  # "sentence [1][2]": skip the other markers
+            j -= 1
+        if j >= 0 and j not in runs:
+            runs.append(j)
+    cite = next((c for c in turn.citations if c.n == span.n), None)
+    size = len(span.text)
+    if cite is not None and cite.document_id == span.document_id:
+        for a, b in cite.highlight:
+            if not (cite.start <= a <= span.start and span.end <= b <= cite.end):
+                continue
+            sentence = cite.text[a - cite.start:b - cite.start]
+            for i in runs:
+                run = parts[i][0].rstrip()
+                if sentence and run.endswith(sentence):
+                    at = len(run) - len(sentence) + span.start - a
+                    if parts[i][0][at:at + size] == span.text:
+                        return i, at, at + size
+    for i in runs:
+        at = parts[i][0].find(span.text)
+        if at >= 0:
+            return i, at, at + size
+    return None
+
+
+def answer_runs(turn: AskResponse) -> list[tuple[str, str, Any]]:
+    """The answer text as (kind, text, citation) runs for the template; kind is "text", "cite"
+    or "span" (the short answer inside its sentence)."""
+    by_n = {c.n: c for c in turn.citations}
+    parts = _answer_parts(turn.answer, set(by_n))
+    where = _span_in(parts, turn)
+    out: list[tuple[str, str, Any]] = []
+    for i, (text, n) in enumerate(parts):
+        if n is not None:
+            out.append(("cite", text, by_n[n]))
+        elif where is not None and where[0] == i:
+            _, a, b = where
+            out += [(kind, piece, None) for kind, piece in
+                    (("text", text[:a]), ("span", text[a:b]), ("text", text[b:])) if piece]
+        else:
+            out.append(("text", text, None))
+    return out
+
+
+def cite_url(turn: AskResponse, cite: CitationOut) -> str:
+    """The citation's link, carrying the short answer's span when it lies in this citation."""
+    span = short_answer(turn)
+    if (span is None or span.n != cite.n or span.document_id != cite.document_id
+            or not 0 <= span.start < span.end):
+        return cite.url
+    url, hash_, fragment = cite.url.partition("#")
+    return f"{url}&span={span.start}-{span.end}{hash_}{fragment}"
+
+
 def shown_citations(turn: AskResponse) -> list[Any]:
     """The citations the answer's text refers to; all (the closest passages) if it abstained."""
     if turn.abstained:
@@ -63,7 +144,8 @@ def shown_citations(turn: AskResponse) -> list[Any]:
 
 
 templates.env.globals.update(static=static_url, answer_parts=answer_parts,
-                             shown_citations=shown_citations)
+                             answer_runs=answer_runs, short_answer=short_answer,
+                             cite_url=cite_url, shown_citations=shown_citations)
 
 
 def render_error(request: Request, status: int, message: str) -> Response:
@@ -127,21 +209,64 @@ async def chat_post(
     return _chat(request, [*turns, AskResponse.of(answer)][-MAX_HISTORY_TURNS:])
 
 
+def answer_span(value: str | None, length: int,
+                marks: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The short answer's span from `start-end`, if it is one span inside a highlighted
+    sentence; anything else (malformed, out of range, outside the marks) is ignored."""
+    if not value or len(value) > 40:
+        return None
+    try:
+        spans = parse_spans(value, length)
+    except ValueError:
+        return None
+    if len(spans) != 1:
+        return None
+    a, b = spans[0]
+    return (a, b) if any(s <= a and b <= e for s, e in marks) else None
+
+
+@dataclass
+class Shown:
+    """A segment of the document page, cut again where the short answer begins and ends."""
+
+    kind: str
+    anchor: bool
+    pieces: list[tuple[str, bool]]  # (text, is the short answer)
+
+
+def with_span(segs: list[Segment], span: tuple[int, int] | None) -> list[Shown]:
+    """The segments with the short answer marked inside the highlighted ones."""
+    out: list[Shown] = []
+    pos = 0
+    for s in segs:
+        a, b = pos, pos + len(s.text)
+        pos = b
+        pieces = [(s.text, False)]
+        if span is not None and s.kind == "mark" and a < span[1] and span[0] < b:
+            x, y = max(span[0], a) - a, min(span[1], b) - a
+            pieces = [(piece, strong) for piece, strong in
+                      ((s.text[:x], False), (s.text[x:y], True), (s.text[y:], False)) if piece]
+        out.append(Shown(s.kind, s.anchor, pieces))
+    return out
+
+
 @router.get("/documents/{doc_id}")
 async def document_page(request: Request, doc_id: str, highlight: str | None = None,
-                        passage: str | None = None) -> Response:
-    """A document with a cited passage and its supporting sentences highlighted."""
+                        passage: str | None = None, span: str | None = None) -> Response:
+    """A document with a cited passage, its supporting sentences highlighted and the short
+    answer marked inside them."""
     doc = get_document(request.app.state.engine.version, doc_id)
     try:
         marks = parse_spans(highlight, len(doc.text))
         passages = parse_spans(passage, len(doc.text))[:1]
     except ValueError as exc:
         return render_error(request, 422, f"Cannot highlight that: {exc}")
-    span = passages[0] if passages else None
-    focus = marks[0] if marks else span
+    where = passages[0] if passages else None
+    focus = marks[0] if marks else where
     context = {
         "doc": doc,
-        "segments": segments(doc.text, span, marks),
+        "segments": with_span(segments(doc.text, where, marks),
+                              answer_span(span, len(doc.text), marks)),
         "page": doc.page_at(focus[0]) if focus else None,
         "section": doc.section_at(focus[0]) if focus else None,
         "focused": focus is not None,

@@ -75,13 +75,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def playwright() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    yield b
+    b.close()
 
 
 def record_problems(pg: Any) -> Any:
@@ -288,3 +293,241 @@ def test_phone_width(browser: Any, server: str, tmp_path: Path):
     assert panel.bounding_box()["width"] == 375
     assert page.evaluate(no_overflow)
     context.close()
+
+
+# --- the thread across reloads and history; the draft; the short answer; reasons -------------
+
+FOLLOW = "When will it produce them?"
+
+
+def turns(page: Any) -> Any:
+    return page.locator("#thread li.turn")
+
+
+def test_thread_survives_a_reload_and_can_be_cleared(page: Any, server: str):
+    from playwright.sync_api import expect
+
+    page.goto(server)
+    expect(page.locator("#new-chat")).to_be_hidden()
+    ask(page, Q1)
+    ask(page, FOLLOW)
+    page.reload()
+    expect(turns(page)).to_have_count(2)
+    expect(turns(page).nth(0).locator(".question")).to_contain_text(Q1)
+    expect(turns(page).nth(0).locator("article.answer")).to_contain_text("Rapidus consortium")
+    expect(turns(page).nth(1).locator("article.answer")).to_contain_text("2027")
+    expect(page.locator("#intro")).to_be_hidden()
+    # The restored turns are the conversation, not just a picture of it: a follow-up borrows
+    # from them, and the plain form would carry them too.
+    state = page.evaluate("JSON.parse(document.getElementById('thread-state').value)")
+    assert [t["question"] for t in state] == [Q1, FOLLOW]
+    again = ask(page, "Who backs it?")
+    expect(again.locator(".searched")).to_contain_text("Rapidus")
+    expect(turns(page)).to_have_count(3)
+    # The restored links still open their source.
+    turns(page).nth(0).locator("a.cite").first.click()
+    expect(page.locator("#source-panel mark").first).to_contain_text("Rapidus consortium")
+    page.click("#source-close")
+
+    # "New conversation" forgets it, also across a reload.
+    page.click("#new-chat-button")
+    expect(turns(page)).to_have_count(0)
+    expect(page.locator("#intro")).to_be_visible()
+    expect(page.locator("#new-chat")).to_be_hidden()
+    assert page.input_value("#thread-state") == "[]"
+    page.reload()
+    expect(turns(page)).to_have_count(0)
+    expect(page.locator("#intro")).to_be_visible()
+    follow = ask(page, FOLLOW)  # no earlier turn to borrow from any more
+    expect(follow.locator(".searched")).to_have_count(0)
+
+
+def test_a_thread_from_the_plain_form_is_kept_and_not_posted_again(page: Any, server: str):
+    from playwright.sync_api import expect
+
+    page.goto(server)
+    page.fill("#question", Q1)
+    with page.expect_navigation():  # as when the form is sent before the script has run
+        page.evaluate("document.getElementById('ask-form').submit()")
+    expect(turns(page)).to_have_count(1)
+    assert page.input_value("#question") == ""  # sent, so not brought back as a draft
+    methods: list[str] = []
+    page.on("request", lambda r: r.is_navigation_request() and methods.append(r.method))
+    page.reload()
+    assert methods == ["GET"]
+    expect(turns(page)).to_have_count(1)
+    assert page.input_value("#question") == ""
+    expect(turns(page).first.locator("article.answer")).to_contain_text("Rapidus consortium")
+    follow = ask(page, FOLLOW)
+    expect(follow).to_contain_text("2027")
+
+
+@pytest.fixture(scope="module")
+def bfcache_browser(playwright: Any) -> Iterator[Any]:
+    """Chromium with its back/forward cache on (Playwright turns it off by default)."""
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS,
+                                   ignore_default_args=["--disable-back-forward-cache"])
+    yield b
+    b.close()
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["reloaded", "bfcache"])
+def test_back_and_forward_keep_the_thread(browser: Any, bfcache_browser: Any, server: str,
+                                          cached: bool):
+    from playwright.sync_api import expect
+
+    context = (bfcache_browser if cached else browser).new_context()
+    page = record_problems(context.new_page())
+    page.goto(server)
+    ask(page, Q1)
+    page.evaluate("window.sameDocument = true")  # survives only a restore from the cache
+    page.click("nav a[href='/admin']")
+    page.wait_for_url("**/admin")
+    page.click("nav a[href='/']")  # a second chat page in the same tab continues the thread
+    page.wait_for_url(server + "/")
+    expect(turns(page)).to_have_count(1)
+    ask(page, FOLLOW)
+
+    # A page restored from the cache fires no load event: wait for what it shows instead.
+    page.go_back(wait_until="commit")
+    expect(page.locator("#admin-title")).to_be_visible()
+    page.go_back(wait_until="commit")
+    expect(page.locator("#ask-form")).to_be_visible()
+    assert page.url == server + "/"
+    # Back on the first chat page, which must show the turn asked on the second one too.
+    expect(turns(page)).to_have_count(2)
+    expect(turns(page).nth(1).locator("article.answer")).to_contain_text("2027")
+    assert page.evaluate("window.sameDocument === true") is cached
+    expect(page.locator("#intro")).to_be_hidden()
+
+    page.go_forward(wait_until="commit")
+    expect(page.locator("#admin-title")).to_be_visible()
+    page.go_forward(wait_until="commit")
+    expect(page.locator("#ask-form")).to_be_visible()
+    expect(turns(page)).to_have_count(2)
+    expect(turns(page).nth(0).locator("article.answer")).to_contain_text("Rapidus consortium")
+    assert page.problems == []
+    context.close()
+
+
+def test_text_typed_while_waiting_is_not_erased(page: Any, server: str):
+    from playwright.sync_api import expect
+
+    page.goto(server)
+    held: list[Any] = []
+    page.route("**/api/ask", lambda route: held.append(route))
+    page.fill("#question", Q1)
+    page.press("#question", "Enter")
+    expect(page.locator("article.pending")).to_be_visible()
+    # The next question, typed while the answer is on its way.
+    page.fill("#question", "")
+    page.type("#question", "And in Europe?")
+    held[0].continue_()
+    expect(turns(page).first.locator("article.answer:not(.pending)")).to_contain_text("Rapidus")
+    page.unroute("**/api/ask")
+    assert page.input_value("#question") == "And in Europe?"
+
+    # A draft also survives a reload, and sending it clears it.
+    page.type("#question", " And Korea?")
+    page.reload()
+    assert page.input_value("#question") == "And in Europe? And Korea?"
+    expect(turns(page)).to_have_count(1)
+    page.press("#question", "Enter")
+    expect(turns(page).nth(1).locator("article.answer:not(.pending)")).to_be_visible()
+    assert page.input_value("#question") == ""
+    page.reload()
+    assert page.input_value("#question") == ""
+    expect(turns(page)).to_have_count(2)
+
+
+def span_of(body: dict[str, Any], text: str) -> dict[str, Any]:
+    """The answer span of `text` inside the first supporting sentence that holds it."""
+    for c in body["citations"]:
+        for a, b in c["highlight"]:
+            sentence = c["text"][a - c["start"]:b - c["start"]]
+            if text in sentence:
+                start = a + sentence.index(text)
+                return {"text": text, "n": c["n"], "document_id": c["document_id"],
+                        "start": start, "end": start + len(text)}
+    raise AssertionError(f"{text!r} is in no supporting sentence of {body['answer']!r}")
+
+
+def test_short_answer_is_shown_first_and_marked_in_its_sentence(page: Any, server: str):
+    from playwright.sync_api import expect
+
+    def with_span(route: Any) -> None:
+        # The first answer without a span, the follow-up with one, whatever the engine says.
+        response = route.fetch()
+        body = response.json()
+        body["answer_span"] = span_of(body, "2027") if body["question"] == FOLLOW else None
+        route.fulfill(response=response, json=body)
+
+    page.goto(server)
+    page.route("**/api/ask", with_span)
+    ask(page, Q1)
+    answer = ask(page, FOLLOW)
+    page.unroute("**/api/ask")
+
+    def check(answer: Any) -> str:
+        short = answer.locator(".short-answer")
+        expect(short).to_have_text("Short answer: 2027")
+        expect(short.locator("strong")).to_have_text("2027")
+        # It comes first, before what was searched and the sentence.
+        assert answer.evaluate("a => a.firstElementChild.className") == "short-answer"
+        mark = answer.locator(".text mark.span")
+        expect(mark).to_have_text("2027")
+        before = mark.evaluate("m => m.previousSibling.textContent")
+        assert before.endswith("start producing them in ")
+        href = answer.locator("a.cite").first.get_attribute("href")
+        assert "&span=" in href and href.endswith("#hl")
+        return href
+
+    href = check(answer)
+    # The first turn had no span: no short answer there.
+    expect(turns(page).first.locator(".short-answer")).to_have_count(0)
+    expect(turns(page).first.locator("mark")).to_have_count(0)
+
+    # The source panel marks it inside the highlighted sentence.
+    answer.locator("a.cite").first.click()
+    panel = page.locator("#source-panel")
+    sentence = panel.locator(".doctext > mark").first
+    expect(sentence).to_contain_text("Rapidus expects to start producing them in 2027")
+    expect(sentence.locator("mark.span")).to_have_text("2027")
+    page.click("#source-close")
+
+    # So does the document page the link leads to.
+    other = page.context.new_page()
+    other.goto(server + href)
+    expect(other.locator("mark#hl")).to_contain_text("Rapidus expects to start producing them in")
+    expect(other.locator("mark#hl mark.span")).to_have_text("2027")
+    other.close()
+
+    # And the stored turn keeps its span across a reload.
+    page.reload()
+    check(turns(page).nth(1).locator("article.answer"))
+
+
+def test_abstention_says_why(page: Any, server: str):
+    from playwright.sync_api import expect
+
+    reason = "The question seems to be in <b>French</b>. Try asking in English."
+
+    def with_reason(route: Any) -> None:
+        response = route.fetch()
+        body = response.json()
+        assert body["abstained"]
+        body["reason"] = reason
+        route.fulfill(response=response, json=body)
+
+    page.goto(server)
+    page.route("**/api/ask", with_reason)
+    abstained = ask(page, "???")
+    page.unroute("**/api/ask")
+    badge = abstained.locator(".badge")
+    expect(badge).to_have_text("Not found in the corpus")
+    expect(abstained.locator(".badge + .reason")).to_have_text(reason)  # as text, not markup
+    assert abstained.locator("b").count() == 0
+    answered = ask(page, Q1)
+    expect(answered.locator(".reason")).to_have_count(0)
+    page.reload()
+    expect(turns(page).first.locator(".badge + .reason")).to_have_text(reason)

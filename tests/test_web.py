@@ -194,3 +194,135 @@ def test_hostile_answer_and_question_are_shown_as_text(evil: TestClient):
     again = post(evil, "comets?", forged)
     assert_shown_as_text(again.text)
     assert IMG in soup(again).select_one("article.answer .text").text
+
+
+# --- the short answer and the reason of an abstention, without JavaScript ------------------------
+
+TEA = "When did the East India Company bring tea to London?"
+
+
+def span_in(citations: list, text: str) -> tuple[int, str, int]:
+    """(n, document id, start) of `text` inside the first supporting sentence holding it."""
+    for c in citations:
+        for a, b in c.highlight:
+            sentence = c.text[a - c.start:b - c.start]
+            if text in sentence:
+                return c.n, c.document_id, a + sentence.index(text)
+    raise AssertionError(f"{text!r} is in no supporting sentence")
+
+
+@pytest.fixture
+def spanned(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    """The form's engine, answering with the short answer "1660s" (or none, if not found)."""
+    import dataclasses
+
+    import qa.web
+    from qa.answer import AnswerSpan
+
+    real = qa.web.ask_in_conversation
+
+    def ask(*args, **kwargs):
+        answer = real(*args, **kwargs)
+        n, doc_id, start = span_in(answer.citations, "1660s")
+        return dataclasses.replace(
+            answer, answer_span=AnswerSpan("1660s", n, doc_id, start, start + len("1660s")))
+
+    monkeypatch.setattr(qa.web, "ask_in_conversation", ask)
+    return client
+
+
+def test_form_post_shows_the_short_answer_first_and_marks_it(spanned: TestClient):
+    page = soup(post(spanned, TEA))
+    answer = page.select_one("#thread article.answer")
+    first = answer.find(["p", "div"])
+    assert "short-answer" in first["class"] and first.find("strong").text == "1660s"
+    text = answer.select_one(".text")
+    marks = text.select("mark.span")
+    assert [m.text for m in marks] == ["1660s"]
+    assert "brought tea to London in the 1660s" in text.text and text.text.count("1660s") == 1
+    assert marks[0].previous_sibling.endswith("London in the ")
+    # The link to the source carries the span, and the document page marks it in the sentence.
+    href = text.select_one("a.cite")["href"]
+    assert re.search(r"&span=\d+-\d+#hl$", href)
+    assert answer.select_one(".sources a.source")["href"] == href
+    doc = soup(spanned.get(href, headers=HTML))
+    sentence = doc.find("mark", id="hl")
+    assert "East India Company brought tea" in sentence.text
+    assert [m.text for m in sentence.select("mark.span")] == ["1660s"]
+    # The span rides in the thread field and survives the next post.
+    thread = page.find("input", attrs={"name": "thread"})["value"]
+    assert json.loads(thread)[0]["answer_span"]["text"] == "1660s"
+
+
+def crafted(client: TestClient, question: str, **changes) -> dict:
+    """A real API answer with some fields changed, as the thread field would carry it."""
+    turn = client.post("/api/ask", json={"question": question}).json()
+    return {**turn, **changes}
+
+
+def test_thread_renders_span_and_reason_and_escapes_them(client: TestClient):
+    answered = crafted(client, "Which company brought tea to London?")
+    cite = answered["citations"][0]
+    # A span whose text is not in the sentence: shown as the short answer, nothing marked.
+    answered["answer_span"] = {"text": IMG, "n": cite["n"], "document_id": cite["document_id"],
+                               "start": cite["start"], "end": cite["start"] + 3}
+    reason = f"The question seems to be in French {SCRIPT}. Try asking in English."
+    abstained = crafted(client, "???", reason=reason)
+    assert abstained["abstained"]
+    r = post(client, "Where do penguins live?", json.dumps([answered, abstained]))
+    assert r.status_code == 200
+    assert_shown_as_text(r.text)
+    turns = soup(r).select("#thread li.turn")
+    assert len(turns) == 3
+    assert turns[0].select_one(".short-answer strong").text == IMG
+    assert turns[0].select("mark") == []
+    badge = turns[1].select_one(".badge")
+    assert badge.text == "Not found in the corpus"
+    assert badge.find_next_sibling("p")["class"] == ["reason"]
+    assert badge.find_next_sibling("p").text == reason
+    assert turns[1].select_one(".short-answer") is None
+    assert turns[0].select_one(".reason") is None  # only abstentions say why
+
+
+def test_abstention_without_a_reason_shows_only_the_badge(client: TestClient):
+    abstained = crafted(client, "???", reason="")
+    page = soup(post(client, "Where do penguins live?", json.dumps([abstained])))
+    first = page.select("#thread li.turn")[0]
+    assert first.select_one(".badge") is not None and first.select_one(".reason") is None
+
+
+@pytest.mark.parametrize("span", ["x", "5-2", "0-99999999", "1-2,3-4", "-1-4", "9" * 60, "",
+                                  "outside"])
+def test_document_page_ignores_a_bad_span(client: TestClient, span: str):
+    doc_id = document_id("page.html")
+    text = client.get(f"/api/documents/{doc_id}").json()["text"]
+    a = text.index("The British East India Company")
+    b = text.index("1660s.") + len("1660s.")
+    if span == "outside":
+        span = "0-3"  # well formed, but not inside the highlighted sentence
+    r = client.get(f"/documents/{doc_id}?highlight={a}-{b}&span={span}", headers=HTML)
+    assert r.status_code == 200
+    mark = soup(r).find("mark", id="hl")
+    assert mark.text == text[a:b] and mark.select("mark") == []
+    # And a good one is marked inside the sentence.
+    at = text.index("1660s")
+    good = soup(client.get(f"/documents/{doc_id}?highlight={a}-{b}&span={at}-{at + 5}"))
+    assert [m.text for m in good.select("mark#hl mark.span")] == ["1660s"]
+    assert good.find("mark", id="hl").text == text[a:b]
+
+
+def test_the_span_is_marked_where_the_offsets_say_not_just_where_its_text_first_is(
+        client: TestClient):
+    turn = crafted(client, "Which company brought tea to London?")
+    cite = turn["citations"][0]
+    a, b, sentence = next((a, b, cite["text"][a - cite["start"]:b - cite["start"]])
+                          for a, b in cite["highlight"]
+                          if "London" in cite["text"][a - cite["start"]:b - cite["start"]])
+    assert sentence.count("on") >= 2
+    at = a + sentence.index("London") + 4  # the second "on" of "London"
+    turn["answer_span"] = {"text": "on", "n": cite["n"], "document_id": cite["document_id"],
+                           "start": at, "end": at + 2}
+    page = soup(post(client, "Where do penguins live?", json.dumps([turn])))
+    mark = page.select_one("#thread li.turn .text mark.span")
+    assert mark.text == "on" and mark.previous_sibling.endswith("to Lond")
+    assert f"&span={at}-{at + 2}#hl" in page.select_one("#thread li.turn a.cite")["href"]
