@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 
-from qa.answer import CONFIDENCE_FEATURES
+from qa.answer import CONFIDENCE_FEATURES, confidence_of
 from qa.build import build_index
 from qa.config import Settings
 from qa.datasets import DatasetDoc, load_dataset
@@ -157,6 +157,9 @@ def main() -> None:
     w = np.array([len(fit) / (len(FIT) * per_corpus[r[0]]) for r in fit])
     model = LogisticRegression(C=1.0, max_iter=2000).fit(X, y, sample_weight=w)
     p = model.predict_proba(X)[:, 1]
+    # A missing kind of answer halves the confidence (qa.answer.KIND_MISSING_FACTOR), which
+    # puts it below the default threshold whatever the threshold: count those as abstentions.
+    p = np.where(X[:, CONFIDENCE_FEATURES.index("kind_missing")] > 0, 0.0, p)
     # The highest threshold that abstains on at most MAX_ANSWERABLE_ABSTAINED of the answerable
     # questions of the fit corpora (each corpus weighted equally): a wrong "not in the corpus"
     # costs the user more than a near miss answered with its (visible) evidence.
@@ -166,8 +169,8 @@ def main() -> None:
     intercept = float(model.intercept_[0]) - float(np.log(best / (1 - best)))
     coefs = [round(intercept, 4), *(round(float(c), 4) for c in model.coef_[0])]
     print("CONFIDENCE_MODEL =", tuple(coefs), f"(fit threshold {best:.2f} -> 0.5)")
-    allX = np.array([r[2] for r in rows])
-    fitted = 1 / (1 + np.exp(-(coefs[0] + allX @ np.array(coefs[1:]))))
+    fitted = np.array([confidence_of(dict(zip(CONFIDENCE_FEATURES, r[2], strict=True)),
+                                     tuple(coefs)) for r in rows])
     current = np.array([r[3] for r in rows])
     result = {"features": list(CONFIDENCE_FEATURES), "coefficients": coefs,
               "fitted_on": list(FIT), "fitted": report(rows, fitted),

@@ -28,7 +28,7 @@ _DATE = re.compile(
     rf"\b(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+{_YEAR}|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}"
     rf",?\s+{_YEAR}|{_MONTH},?\s+{_YEAR}|(?:early|mid|late)[- ]{_YEAR}s?|{_YEAR}s?"
     rf"(?:\s*(?:-|–|to)\s*{_YEAR})?|\d{{1,2}}(?:st|nd|rd|th)\s+century|{_MONTH}\s+\d{{1,2}}"
-    rf"(?:st|nd|rd|th)?)\b")
+    rf"(?:st|nd|rd|th)?|(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)s?)\b")
 _SCALE = r"(?:thousand|million|billion|trillion|bn|mn|m|k)"
 _NUM = r"\d+(?:[.,]\d+)*"
 _WORD_NUM = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
@@ -95,6 +95,11 @@ _ASKS_ELSEWHERE = [
                       r"société|projet|système)\b|\bqu[ée] (?:empresa|proyecto|sistema)\b|"
                       r"誰|だれ|どの(?:企業|会社)|谁|哪家|哪个公司|누구|\bкто\b")),
 ]
+_MEASURE = re.compile(r"\bhow (?:long|old|far|large|big|high|tall|often|deep|wide|fast|quick\w*|"
+                      r"small|heavy)\b|\bwhat (?:size|speed|rate)\b")
+_LEADING_CLAUSE = re.compile(r"^(?:when|where|if|while|as|after|before|since)\b[^,?]*,\s*(?="
+                             r"(?:what|which|who|whom|whose|how|when|where|why)\b)")
+_WHAT_TYPE = re.compile(r"^(?:\w+ )?(?:what|which) (?:type|kind|sort|form|part|style)s? of\b")
 _WH = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b")
 _ARTICLES = frozenset(("a", "an", "the"))
 _LOCATIVE = frozenset("in at near from to across through into around between within outside "
@@ -104,6 +109,13 @@ _LOCATIVE = frozenset("in at near from to across through into around between wit
 def _asked(question: str) -> tuple[str, str] | None:
     """The kind of text that answers the question and the phrase that says so."""
     q = " ".join(question.lower().split())
+    # "When the law is the target, what is this called?": the opening "when" sets a scene; the
+    # question proper comes after the comma.
+    clause = _LEADING_CLAUSE.match(q)
+    if clause:
+        q = q[clause.end():]
+    if _WHAT_TYPE.match(q):
+        return None  # "what type of people": a common noun, not a name
     # The question's first wh-word says what it asks: in "What should networks do when a
     # disaster strikes?" the "when" belongs to a clause, not to the question.
     first = _WH.search(q)
@@ -158,7 +170,21 @@ class Span:
     score: float
 
 
-def _candidates(kind: str, sentence: str) -> list[tuple[int, int]]:
+_UNITS = frozenset("""
+years year months month weeks week days day hours hour minutes minute seconds second km kilometres
+kilometers kilometre kilometer miles mile metres meters metre meter feet foot inches inch cm mm kg
+kilograms tonnes tons tonne ton pounds lb percent nanometres nanometers nanometre nanometer nm
+degrees hectares acres litres liters gallons times fold gbps mbps kbps ghz mhz mw gw kw kwh mwh
+gwh twh gb tb mb kb
+""".split())
+
+
+def _is_unit(word: str) -> bool:
+    """A unit of measure ("km", "Gbps", "years")."""
+    return word.lower() in _UNITS
+
+
+def _candidates(kind: str, sentence: str, counts: bool = True) -> list[tuple[int, int]]:
     if kind == DATE:
         found = [m.span() for m in _DATE.finditer(sentence)]
     elif kind == MONEY:
@@ -166,13 +192,17 @@ def _candidates(kind: str, sentence: str) -> list[tuple[int, int]]:
     elif kind == PERCENT:
         found = [m.span() for m in _PERCENT.finditer(sentence)]
     elif kind == NUMBER:
-        found = [m.span() for p in (_MONEY, _PERCENT) for m in p.finditer(sentence)]
+        # An amount of money or a percentage answers "how many" or "what number", never "how
+        # fast" or "how long".
+        found = [m.span() for p in (_MONEY, _PERCENT) for m in p.finditer(sentence)] \
+            if counts else []
         for m in _NUMBER.finditer(sentence):
             a, b = m.span()
-            tail = sentence[m.start(0):b].split()
-            # The word after a number is its unit ("100 Gbps", "3 plants") unless a stop word.
-            if len(tail) > 1 and tail[-1].lower() in STOPWORDS:
-                b = m.start(0) + len(" ".join(tail[:-1]))
+            tail = sentence[a:b].split(" ")
+            # A word after the number stays only if it is a unit ("100 Gbps", "3 km"): "36
+            # cameras" answers "how many cameras" as "36".
+            if len(tail) > 1 and not _is_unit(tail[-1]):
+                b = a + len(" ".join(tail[:-1]))
             found.append((a, b))
     else:
         found = []
@@ -213,6 +243,46 @@ _COMMON_OPENERS = frozenset("but and yet so meanwhile however while although bec
                             "today now then still also even beneath despite".split())
 
 
+# Kinds whose absence from the supporting sentence means the passage does not answer: a date,
+# an amount, a percentage or a count is written as one. A name may be a common noun ("who":
+# "the poor", "his mother") and is not checked.
+STRICT_KINDS = frozenset((DATE, MONEY, PERCENT, NUMBER, PLACE))
+_LOCATIVE_PHRASE = re.compile(r"\b(?:in|at|near|from|across|through|into|around|outside|inside|"
+                              r"off|along|between|within)\s+(?:the\s+)?(\w+)", re.IGNORECASE)
+
+
+def _trim(sentence: str, a: int, b: int, qwords: set[str], question_stems: set[str] | frozenset[str],
+          stem: dict[str, str]) -> tuple[int, int]:
+    """A name run without the question's own words at its ends: "Salvation Army Founder William
+    Booth" answers "Who founded the Salvation Army?" as "William Booth"."""
+    words = list(re.finditer(r"\S+", sentence[a:b]))
+
+    def asked(m: re.Match[str]) -> bool:
+        w = m.group().lower().strip(".,")
+        return w in STOPWORDS or w in qwords or stem.get(w, w) in question_stems
+    while len(words) > 1 and asked(words[0]):
+        words.pop(0)
+    while len(words) > 1 and asked(words[-1]):
+        words.pop()
+    return a + words[0].start(), a + words[-1].end()
+
+
+def kind_present(question: str, sentence: str, question_stems: set[str] | frozenset[str],
+                 stem: dict[str, str] | None = None) -> bool:
+    """Whether the sentence holds text of the kind the question asks for (True when the kind
+    is not one of STRICT_KINDS). A place may also be a phrase such as "in coastal areas"."""
+    kind = answer_kind(question)
+    if kind not in STRICT_KINDS:
+        return True
+    if find_span(question, sentence, question_stems, stem) is not None:
+        return True
+    if kind == PLACE:
+        qwords = {w.lower() for w in _TOKEN.findall(question)}
+        return any(m.group(1).lower() not in qwords and m.group(1).lower() not in STOPWORDS
+                   for m in _LOCATIVE_PHRASE.finditer(sentence))
+    return False
+
+
 def find_span(question: str, sentence: str, question_stems: set[str] | frozenset[str],
               stem: dict[str, str] | None = None) -> Span | None:
     """The best short answer to `question` inside `sentence`, or None."""
@@ -225,8 +295,18 @@ def find_span(question: str, sentence: str, question_stems: set[str] | frozenset
     anchors = [(x, y) for x, y, w in tokens if w not in STOPWORDS
                and (w in qwords or stem.get(w, w) in question_stems)]
     best: Span | None = None
-    for a, b in _candidates(kind, sentence):
+    q = " ".join(question.lower().split())
+    counting = kind == NUMBER and "how many" in q
+    measuring = kind == NUMBER and bool(_MEASURE.search(q))
+    unitless = bool(re.search(r"\bhow (?:old|often)\b", q))  # "45", "twice a year"
+    for a, b in _candidates(kind, sentence, counts=not measuring):
+        if kind == NAME:
+            a, b = _trim(sentence, a, b, qwords, question_stems, stem)
         words = [w.lower() for w in _TOKEN.findall(sentence[a:b])]
+        if counting and len(words) > 1 and _is_unit(words[-1]) and words[-1] not in qwords:
+            continue  # "how many staff" is not answered by "four tonnes"
+        if measuring and not unitless and not any(_is_unit(w) for w in words[1:]):
+            continue  # "how fast" wants "100 Gbps", not "133 million"
         own = [w for w in words if w not in STOPWORDS]
         if not own or all(w in qwords or stem.get(w, w) in question_stems for w in own):
             continue  # the question's own words do not answer it

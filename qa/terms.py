@@ -34,14 +34,15 @@ def content_words(text: str) -> list[str]:
 
 
 # A change of script inside a word: "Rapidusはいつ" holds the name "Rapidus".
-_LATIN = "A-Za-z0-9\u00c0-\u024f\u1e00-\u1eff"
-_SCRIPT_CHANGE = re.compile(
-    rf"(?<=[{_LATIN}])(?=[^\W{_LATIN}])|(?<=[^\W{_LATIN}])(?=[{_LATIN}])")
+# Scripts written without spaces between words: a Latin-script name inside such text
+# ("Rapidusはいつ") is a word of its own. Kana, CJK ideographs, Hangul, full-width forms.
+_UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+_SCRIPT_CHANGE = re.compile(rf"(?<=[A-Za-z0-9])(?=[{_UNSPACED}])|(?<=[{_UNSPACED}])(?=[A-Za-z0-9])")
 
 
 def query_terms(text: str) -> list[str]:
     """Content words of a query, lower-cased, stop words removed, order kept, no repeats; a
-    Latin-script name written inside text of another script counts as a word of its own."""
+    Latin-script name written inside Japanese, Chinese or Korean counts as a word of its own."""
     words = content_words(text)
     if not text.isascii():
         words = [p for w in words for p in _SCRIPT_CHANGE.split(w) if p and p not in STOPWORDS]

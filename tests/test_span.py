@@ -69,3 +69,15 @@ def test_no_span_when_the_kind_is_absent_or_not_asked():
 def test_odd_text_never_raises(sentence: str):
     span = find_span("When will it open?", sentence, frozenset())
     assert span is None or sentence[span.start:span.end] == span.text
+
+
+def test_counts_and_measures_want_the_right_kind_of_number():
+    sentence = "The depot stores four tonnes of gas, cost €9 million and has twelve staff."
+    assert find_span("How many staff work at the depot?", sentence, frozenset()).text == "twelve"
+    # A measure wants a unit; money and bare counts do not answer it.
+    assert find_span("How long is the depot?", "The depot cost €9 million and has twelve staff.",
+                     frozenset()) is None
+    assert find_span("How heavy is the gas in the depot?", sentence,
+                     frozenset()).text == "four tonnes"
+    # The counted noun the question names is not part of the answer.
+    assert find_span("How many cameras were used?", "It used 36 cameras.", frozenset()).text == "36"
