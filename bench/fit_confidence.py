@@ -161,10 +161,14 @@ def main() -> None:
     # puts it below the default threshold whatever the threshold: count those as abstentions.
     p = np.where(X[:, CONFIDENCE_FEATURES.index("kind_missing")] > 0, 0.0, p)
     # The highest threshold that abstains on at most MAX_ANSWERABLE_ABSTAINED of the answerable
-    # questions of the fit corpora (each corpus weighted equally): a wrong "not in the corpus"
-    # costs the user more than a near miss answered with its (visible) evidence.
-    best = max((t for t in np.linspace(0.05, 0.95, 181)
-                if np.sum(w[y & (p < t)]) <= MAX_ANSWERABLE_ABSTAINED * np.sum(w[y])),
+    # questions of every fit corpus: a wrong "not in the corpus" costs the user more than a near
+    # miss answered with its (visible) evidence, and it should cost no more on one corpus than
+    # on another.
+    corpus = np.array([r[0] for r in fit])
+
+    def worst(t: float) -> float:
+        return max(float(np.mean(p[(corpus == c) & y] < t)) for c in FIT)
+    best = max((t for t in np.linspace(0.05, 0.95, 181) if worst(t) <= MAX_ANSWERABLE_ABSTAINED),
                default=0.05)
     intercept = float(model.intercept_[0]) - float(np.log(best / (1 - best)))
     coefs = [round(intercept, 4), *(round(float(c), 4) for c in model.coef_[0])]

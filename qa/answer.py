@@ -42,7 +42,7 @@ PASSAGE_WEIGHT = 10.0
 # `min_confidence`.
 CONFIDENCE_FEATURES = ("sentence_coverage", "chunk_coverage", "cosine_margin", "kind_missing",
                        "kind_found", "rare_missing")
-CONFIDENCE_MODEL = (-1.8573, 1.8781, 2.2414, 5.4128, -3.5654, -0.0806, -1.6958)
+CONFIDENCE_MODEL = (-1.5334, 1.8746, 2.2495, 5.4072, -3.5246, -0.0741, -1.6887)
 
 @dataclass
 class Citation:

@@ -20,6 +20,7 @@ from qa.embed import Embedder, load_counter, model_id
 from qa.errors import BuildLockedError, CorpusError, QAError
 from qa.index_dir import IndexDir
 from qa.ingest import (
+    READER_VERSION,
     Document,
     SkippedFile,
     UnreadableFile,
@@ -96,6 +97,11 @@ def _previous(index: IndexDir, settings: Settings, full: bool) -> tuple[IndexVer
     except QAError as exc:
         prev.close()
         return None, f"settings changed: {exc}"
+    reader = prev.manifest.get("reader", 1)
+    if reader != READER_VERSION:
+        prev.close()
+        # Files read by older rules would keep their old text: read everything again.
+        return None, f"the document reader changed (version {reader} -> {READER_VERSION})"
     backend = prev.manifest.get("model", {}).get("backend")
     if backend != settings.embed_backend:
         prev.close()
@@ -221,6 +227,7 @@ def build_index(
                 "model": {"id": model_id(settings.model), "dim": dim,
                           "backend": settings.embed_backend},
                 "chunker": chunker_settings(settings),
+                "reader": READER_VERSION,
                 "documents": seen,
                 "counts": {"documents": len(seen), "chunks": writer.n_chunks,
                            "skipped": len(report.skipped)},

@@ -28,6 +28,11 @@ def check_question(question: str, max_chars: int) -> str:
     return question.strip()
 
 
+# How much surer the answer to a rewritten follow-up must be than the answer to the question as
+# written before the rewrite is kept: a standalone question asked mid-chat keeps its own answer.
+REWRITE_MARGIN = 0.05
+
+
 class Engine:
     """Answers questions from the current index version; reloads when the version changes."""
 
@@ -62,11 +67,10 @@ class Engine:
         log.info("now serving index version %s", version.name)
         return True
 
-    def ask(self, question: str, k: int | None = None, query: str | None = None,
-            prefer_query: bool = False) -> Answer:
+    def ask(self, question: str, k: int | None = None, query: str | None = None) -> Answer:
         """Answer `question`. A `query` (a follow-up rewritten by the caller) is searched beside
-        the question as written, and kept only when its answer is better supported, or, with
-        `prefer_query` (the question leans on a pronoun), unless it finds nothing."""
+        the question as written, and kept only when it wins on evidence: its answer does not
+        abstain and is surer by REWRITE_MARGIN, or the question alone finds nothing."""
         question = check_question(question, self.settings.max_question_chars)
         k = k or self.settings.default_k
         version = self.version  # one version for the whole request
@@ -77,7 +81,7 @@ class Engine:
         rewritten = self._answer(question, query, k, version)
         if rewritten.abstained:
             return own
-        if prefer_query or own.abstained or rewritten.confidence > own.confidence:
+        if own.abstained or rewritten.confidence > own.confidence + REWRITE_MARGIN:
             return rewritten
         return own
 

@@ -132,4 +132,4 @@ def ask_in_conversation(
     question = check_question(question, engine.settings.max_question_chars)
     engine.reload_if_changed()
     query = resolve(question, history)
-    return engine.ask(question, k=k, query=query, prefer_query=kind(question) == "pronoun")
+    return engine.ask(question, k=k, query=query)

@@ -19,6 +19,11 @@ from qa.errors import CorpusError
 
 log = logging.getLogger(__name__)
 
+# Raised whenever the same bytes would be read into different text (a new rule for headings,
+# furniture, tables...): the next build then reads every file again instead of reusing chunks.
+# Version 3: page furniture left out, heading lines in plain text, Markdown tables and fences.
+READER_VERSION = 3
+
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
 # A DOCX is a zip; refuse ones that would expand far beyond their size (zip bombs).
 MAX_DOCX_EXPANSION = 100
@@ -178,18 +183,43 @@ def read_plain(data: bytes) -> list[Block]:
 
 
 def read_markdown(data: bytes) -> list[Block]:
-    """Markdown: ATX headings (#) become headings, the rest stays as written."""
+    """Markdown: ATX headings (#) become headings, fenced code stays one block, each table row
+    becomes a sentence naming its columns ("rate — Default: 10, Description: ..."), the rest stays
+    as written."""
     text = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
     blocks: list[Block] = []
     para: list[str] = []
+    fence: str | None = None
+    table: list[list[str]] = []
 
     def flush() -> None:
         if para:
             blocks.append(Block("\n".join(para)))
             para.clear()
+        if table:
+            blocks.extend(Block(row) for row in _table_rows(table))
+            table.clear()
 
     for line in text.split("\n"):
         stripped = line.strip()
+        if fence is not None:
+            if stripped.startswith(fence):
+                fence = None
+                flush()
+            else:
+                para.append(line)
+            continue
+        if stripped.startswith(("```", "~~~")):
+            flush()
+            fence = stripped[:3]
+            continue
+        if stripped.startswith("|") and stripped.endswith("|") and len(stripped) > 1:
+            if para:
+                flush()
+            table.append([c.strip() for c in stripped[1:-1].split("|")])
+            continue
+        if table:
+            flush()
         if stripped.startswith("#"):
             hashes = len(stripped) - len(stripped.lstrip("#"))
             if 1 <= hashes <= 6 and (len(stripped) == hashes or stripped[hashes] == " "):
@@ -204,6 +234,25 @@ def read_markdown(data: bytes) -> list[Block]:
             para.append(line)
     flush()
     return blocks
+
+
+_TABLE_RULE = re.compile(r"^:?-{2,}:?$")
+
+
+def _table_rows(rows: list[list[str]]) -> list[str]:
+    """A Markdown table as one sentence per row, each cell named by its column's header, so
+    that a row answers on its own ("burst — Default: 20, Description: ...")."""
+    rows = [[c.replace("`", "").replace("**", "") for c in r] for r in rows]
+    if len(rows) >= 2 and all(_TABLE_RULE.match(c.replace(" ", "")) for c in rows[1] if c):
+        header, body = rows[0], rows[2:]
+    else:
+        return [" | ".join(r) for r in rows]
+    out = []
+    for r in body:
+        named = [f"{h}: {c}" if h else c for h, c in zip(header[1:], r[1:], strict=False) if c]
+        first = r[0] if r else ""
+        out.append(f"{first} — {', '.join(named).rstrip('.')}." if named else first)
+    return [row for row in out if row.strip(" :.")]
 
 
 # Navigation, page footers and forms (comment, search, sign-up) are page furniture, not content.

@@ -134,3 +134,15 @@ def test_html_navigation_footer_and_forms_are_left_out():
     assert "The locks reopened in May." in doc.text
     for furniture in ("Home", "Search the site", "Copyright"):
         assert furniture not in doc.text
+
+
+def test_markdown_tables_become_rows_that_name_their_columns_and_code_stays_code():
+    md = (b"# Options\n\nSome text.\n\n| Option | Default | Meaning |\n|---|:---:|---|\n"
+          b"| `rate` | 10 | Requests per second. |\n| **burst** | 20 | Extra requests at once |\n\n"
+          b"```yaml\n# a comment, not a heading\nrate: 10\n```\n\nAfter the code.\n")
+    doc = parse_file("options.md", md)
+    assert "rate — Default: 10, Meaning: Requests per second." in doc.text
+    assert "burst — Default: 20, Meaning: Extra requests at once." in doc.text
+    assert "|" not in doc.text and "---" not in doc.text
+    assert [h.title for h in doc.headings] == ["Options"]
+    assert "# a comment, not a heading\nrate: 10" in doc.text
