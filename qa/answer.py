@@ -42,7 +42,7 @@ PASSAGE_WEIGHT = 10.0
 # `min_confidence`.
 CONFIDENCE_FEATURES = ("sentence_coverage", "chunk_coverage", "cosine_margin", "kind_missing",
                        "kind_found", "rare_missing")
-CONFIDENCE_MODEL = (-1.5334, 1.8746, 2.2495, 5.4072, -3.5246, -0.0741, -1.6887)
+CONFIDENCE_MODEL = (-1.5446, 2.3959, 1.5664, 5.4877, -3.5022, -0.0422, -1.5916)
 
 @dataclass
 class Citation:
@@ -174,22 +174,25 @@ def is_heading(chunk_text: str, a: int, b: int) -> bool:
 MIN_SHARED_TERMS = 2
 
 
-def evidence_weights(question: str, idf: dict[str, float], n_chunks: int) -> dict[str, float]:
-    """The query terms a supporting sentence is expected to hold, with their IDF weights.
+def evidence_weights(question: str, idf: dict[str, float], n_chunks: int
+                     ) -> dict[str, float] | None:
+    """The query terms a supporting sentence is expected to hold, with their IDF weights; None
+    when the question cannot be judged at all.
 
     Left out: the words of the wh-phrase that name the kind of answer ("company" in "which
     company", "year" in "what year"; the sentence says "IBM" or "2027" instead), and, for a
-    question in another language than English that shares at least MIN_SHARED_TERMS words with
-    the corpus, the words the corpus never uses (they cannot be expected to match; its names and
-    numbers can). Nothing is left out if nothing would remain.
+    question in another language than English, the words the corpus never uses (they cannot be
+    expected to match; its names and numbers can). Such a question that shares fewer than
+    MIN_SHARED_TERMS words with the corpus cannot be judged: the English encoder's similarity is
+    no evidence across languages, and one shared word ("6G") is too thin a thread.
     """
     drop = set(stemmer().stems(focus_words(question)).values())
     if question_language(question) != ENGLISH:
         unseen = math.log(1 + (n_chunks + 0.5) / 0.5) - 1e-6
         seen = {s for s, w in idf.items() if w < unseen}
-        # One shared word ("6G", "cables") is too thin a thread to answer by.
-        if len(seen) >= MIN_SHARED_TERMS:
-            drop |= set(idf) - seen
+        if len(seen) < MIN_SHARED_TERMS:
+            return None
+        drop |= set(idf) - seen
     kept = {s: w for s, w in idf.items() if s not in drop}
     return kept or idf
 
@@ -228,7 +231,11 @@ def compose(
     if not chunks:
         return _abstain(question, query, [], candidates, version, 0.0, {},
                         _reason(question, {}, None))
-    idf = evidence_weights(question, term_idf(version, terms), version.n_chunks)
+    weights = evidence_weights(question, term_idf(version, terms), version.n_chunks)
+    if weights is None:
+        return _abstain(question, query, chunks, candidates, version, 0.0, {},
+                        _reason(question, {}, None))
+    idf = weights
     total_idf = sum(idf.values()) or 1.0
     fused = {c.chunk_id: c.score for c in candidates}
     top = max(fused.values()) or 1.0

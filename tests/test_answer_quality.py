@@ -128,6 +128,15 @@ def test_abstentions_say_why(article_index: Settings):
     assert english.abstained and english.reason and "German" not in english.reason
 
 
+def test_another_language_is_judged_on_the_words_it_shares(article_index: Settings):
+    engine = _engine(article_index)  # min_confidence 0: only the language rule can abstain
+    thin = engine.ask("Quel est le prix du billet pour le Brenner ?")  # shares one word
+    assert thin.abstained and "French" in thin.reason
+    shared = engine.ask("¿Cuánto dinero aporta el European infrastructure fund?")
+    assert not shared.abstained
+    assert shared.answer_span is not None and shared.answer_span.text == "€410 million"
+
+
 def test_compose_without_candidates_abstains(article_index: Settings):
     engine = _engine(article_index)
     answer = compose("When?", "trains", [], engine.version, 0.5)
