@@ -70,8 +70,16 @@ def test_index_and_ask_on_bundled_corpus(tmp_path: Path):
     start, end = first["highlight"][0]
     assert "€133 million" in doc[start:end]  # the corpus file is already clean text
     assert "€133 million" in answer["text"] and "[1]" in answer["text"]
+    # The short answer leads, with its offsets into the document.
+    span = answer["answer_span"]
+    assert span["text"] == "€133 million" and doc[span["start"]:span["end"]] == "€133 million"
     plain = qa("ask", "How much money was put into Dutch photonic circuits?", "--index", index)
+    assert plain.stdout.startswith("€133 million [1]")
     assert "[1] The EU and Japan Build a Digital Partnership" in plain.stdout
+    # An abstention says why.
+    off = qa("ask", "How do I bake sourdough bread?", "--index", index)
+    assert off.returncode == 0 and "does not answer" in off.stdout
+    assert "No passage covers the question" in off.stdout
     # The default ONNX encoder answers without importing torch (a fast cold start).
     traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "qa.cli", "ask",
                              "Where would the Arctic cable go?", "--index", index],
