@@ -67,10 +67,13 @@ class Engine:
         log.info("now serving index version %s", version.name)
         return True
 
-    def ask(self, question: str, k: int | None = None, query: str | None = None) -> Answer:
+    def ask(self, question: str, k: int | None = None, query: str | None = None,
+            leans_on_context: bool = False) -> Answer:
         """Answer `question`. A `query` (a follow-up rewritten by the caller) is searched beside
         the question as written, and kept only when it wins on evidence: its answer does not
-        abstain and is surer by REWRITE_MARGIN, or the question alone finds nothing."""
+        abstain and is surer by REWRITE_MARGIN, or the question alone finds nothing. For a
+        question that `leans_on_context` (a pronoun with nothing before it to point at), the
+        rewrite wins unless it is less sure by REWRITE_MARGIN."""
         question = check_question(question, self.settings.max_question_chars)
         k = k or self.settings.default_k
         version = self.version  # one version for the whole request
@@ -81,7 +84,8 @@ class Engine:
         rewritten = self._answer(question, query, k, version)
         if rewritten.abstained:
             return own
-        if own.abstained or rewritten.confidence > own.confidence + REWRITE_MARGIN:
+        margin = -REWRITE_MARGIN if leans_on_context else REWRITE_MARGIN
+        if own.abstained or rewritten.confidence > own.confidence + margin:
             return rewritten
         return own
 

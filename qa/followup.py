@@ -75,6 +75,25 @@ def kind(question: str) -> str:
     return "broad" if own < MIN_OWN_TERMS else "standalone"
 
 
+# Pronouns that stand for something named earlier; "that", "which" and "one" are left out, as
+# they more often start a clause or count.
+POINTERS = frozenset("it its they them their theirs he him his she her hers this these those "
+                     "there".split())
+_OPENERS = frozenset("what when where which who whom whose why how is are was were do does did "
+                     "will would can could should has have had and but so then also".split())
+
+
+def leans_on_context(question: str) -> bool:
+    """Whether the question's first pronoun has nothing before it to point at ("When will it
+    open?"), unlike "What does a client get when it is over its limit?"."""
+    for w in _WORD.findall(question.lower()):
+        if w in POINTERS:
+            return True
+        if w not in _OPENERS and w not in STOPWORDS:
+            return False
+    return False
+
+
 def is_followup(question: str) -> bool:
     """Whether a question depends on earlier turns to be understood."""
     return kind(question) != "standalone"
@@ -132,4 +151,4 @@ def ask_in_conversation(
     question = check_question(question, engine.settings.max_question_chars)
     engine.reload_if_changed()
     query = resolve(question, history)
-    return engine.ask(question, k=k, query=query)
+    return engine.ask(question, k=k, query=query, leans_on_context=leans_on_context(question))

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import re
+import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -267,10 +268,13 @@ _HTML_BLOCK = {
 
 def read_html(data: bytes) -> tuple[list[Block], str | None]:
     """HTML: visible text only, headings kept, title from <title> or the first <h1>."""
-    from bs4 import BeautifulSoup, NavigableString, Tag
+    from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, NavigableString, Tag
     from bs4.element import Comment, Doctype, ProcessingInstruction
 
-    soup = BeautifulSoup(decode_text(data), "lxml")
+    with warnings.catch_warnings():
+        # A page whose whole text looks like a file name or URL is still a page.
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        soup = BeautifulSoup(decode_text(data), "lxml")
     title_tag = soup.find("title")
     title = clean_inline(title_tag.get_text()) if title_tag else None
     for tag in soup.find_all(_HTML_DROP):
