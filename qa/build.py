@@ -28,6 +28,7 @@ from qa.ingest import (
     file_hash,
     iter_corpus_files,
     parse_file,
+    read_corpus_file,
 )
 from qa.store import IndexVersion, VersionWriter
 
@@ -135,7 +136,7 @@ def build_index(
         report.full = prev is None
         report.full_reason = reason
         counter = load_counter(settings)
-        files = list(iter_corpus_files(corpus))
+        files = list(iter_corpus_files(corpus, report.skipped))
         report.files = len(files)
         if not files:
             raise CorpusError(f"no supported files (txt, md, html, pdf, docx) in {corpus}")
@@ -175,15 +176,7 @@ def build_index(
                 relpath = path.relative_to(corpus).as_posix()
                 doc_id = document_id(relpath)
                 try:
-                    size = path.stat().st_size
-                    if size > settings.max_file_mb * 1e6:
-                        raise UnreadableFile(
-                            f"file is {size / 1e6:.1f} MB, over the {settings.max_file_mb:g} MB limit")
-                    data = path.read_bytes()
-                except OSError as exc:
-                    report.skipped.append(SkippedFile(relpath, f"cannot read: {exc.strerror or exc}"))
-                    log.warning("skipped %s: cannot read: %s", relpath, exc)
-                    continue
+                    data = read_corpus_file(path, corpus, int(settings.max_file_mb * 1e6))
                 except UnreadableFile as exc:
                     report.skipped.append(SkippedFile(relpath, str(exc)))
                     log.warning("skipped %s: %s", relpath, exc)

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -97,18 +98,98 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def iter_corpus_files(corpus_dir: Path) -> Iterator[Path]:
-    """Supported files under `corpus_dir`, in a stable order, hidden files excluded."""
+def iter_corpus_files(corpus_dir: Path, skipped: list[SkippedFile] | None = None) -> Iterator[Path]:
+    """Supported files under `corpus_dir`, in a stable order, hidden files excluded.
+
+    Symlinked folders are never entered (so a walk cannot loop or leave the corpus), nor are
+    hidden ones or folders that resolve outside the corpus. Each such folder, and each hidden
+    file of a supported type, is added to `skipped` with the reason; files of unsupported types
+    are left out silently. Symlinked files are yielded: `read_corpus_file` refuses the ones
+    whose target is not a regular file inside the corpus.
+    """
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus_dir}")
-    for root, dirs, files in os.walk(corpus_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
+    root = Path(os.path.realpath(corpus_dir))
+
+    def skip(path: Path, reason: str) -> None:
+        if skipped is not None:
+            skipped.append(SkippedFile(path.relative_to(corpus_dir).as_posix(), reason))
+
+    def unreadable(exc: OSError) -> None:
+        skip(Path(exc.filename), f"cannot read folder: {exc.strerror or exc}")
+
+    for top, dirs, files in os.walk(corpus_dir, onerror=unreadable):
+        here = Path(top)
+        if not Path(os.path.realpath(here)).is_relative_to(root):
+            # Only if a folder was swapped for a symlink during the walk.
+            skip(here, "folder outside the corpus: not entered")
+            dirs.clear()
+            continue
+        kept = []
+        for name in sorted(dirs):
+            path = here / name
             if name.startswith("."):
+                skip(path, "hidden folder: not indexed")
+            elif path.is_symlink():
+                inside = Path(os.path.realpath(path)).is_relative_to(root)
+                skip(path, "symlink to a folder inside the corpus: not followed" if inside
+                     else "symlink to a folder outside the corpus: not followed")
+            else:
+                kept.append(name)
+        dirs[:] = kept
+        for name in sorted(files):
+            path = here / name
+            if path.suffix.lower() not in SUPPORTED:
                 continue
-            path = Path(root) / name
-            if path.suffix.lower() in SUPPORTED:
-                yield path
+            if name.startswith("."):
+                skip(path, "hidden file: not indexed")
+                continue
+            yield path
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"))
+
+
+def _not_regular(mode: int) -> str:
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+    return f"not a regular file: {kind}"
+
+
+def read_corpus_file(path: Path, corpus_dir: Path, max_bytes: int) -> bytes:
+    """The bytes of one corpus file, or UnreadableFile with the reason.
+
+    Only regular files inside the corpus are read: a symlink whose target lies outside it is
+    refused, and FIFOs, sockets and devices are never opened (the target is checked before
+    opening, and again on the open file, which is opened non-blocking). At most `max_bytes` + 1
+    bytes are read, so a file that grows, or lies about its size, is refused without filling
+    memory.
+    """
+    limit = f"over the {max_bytes / 1e6:g} MB limit"
+    try:
+        real = Path(os.path.realpath(path, strict=True))
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from exc
+    if not real.is_relative_to(Path(os.path.realpath(corpus_dir))):
+        raise UnreadableFile("symlink to a file outside the corpus: not followed")
+    try:
+        st = os.stat(real)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableFile(_not_regular(st.st_mode))
+        if st.st_size > max_bytes:
+            raise UnreadableFile(f"file is {st.st_size / 1e6:.1f} MB, {limit}")
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NOFOLLOW", 0)
+        with open(os.open(real, flags), "rb") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            if not stat.S_ISREG(mode):  # swapped between the check and the open
+                raise UnreadableFile(_not_regular(mode))
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from exc
+    if len(data) > max_bytes:
+        raise UnreadableFile(f"file grew while read: {limit}")
+    return data
 
 
 def decode_text(data: bytes) -> str:
@@ -432,11 +513,4 @@ def parse_file(relpath: str, data: bytes) -> Document:
 def read_file(path: Path, corpus_dir: Path, max_bytes: int) -> Document:
     """Read and parse one file of the corpus; raise UnreadableFile with the reason."""
     relpath = path.relative_to(corpus_dir).as_posix()
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise UnreadableFile(f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from exc
-    return parse_file(relpath, data)
+    return parse_file(relpath, read_corpus_file(path, corpus_dir, max_bytes))
