@@ -54,6 +54,8 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    # Files indexed, but not as written: text that was not UTF-8 and was decoded by a guess.
+    warnings: list[SkippedFile] = field(default_factory=list)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -191,9 +193,11 @@ def build_index(
                     stored = [r["sentences"] for r in rows] if prev.format >= 3 else None
                     writer.add(doc, chunks, prev.vectors([r["id"] for r in rows]), stored)
                     report.unchanged.append(relpath)
+                    warnings: list[str] = prev.manifest["documents"][doc_id].get("warnings", [])
                 else:
+                    warnings = []
                     try:
-                        doc = parse_file(relpath, data)
+                        doc = parse_file(relpath, data, warnings)
                     except UnreadableFile as exc:
                         report.skipped.append(SkippedFile(relpath, str(exc)))
                         log.warning("skipped %s: %s", relpath, exc)
@@ -204,6 +208,10 @@ def build_index(
                     if sum(len(cs) for _, cs in pending) >= EMBED_GROUP:
                         flush()
                 seen[doc_id] = {"path": relpath, "hash": digest, "chunks": len(chunks)}
+                if warnings:
+                    seen[doc_id]["warnings"] = warnings
+                    report.warnings.extend(SkippedFile(relpath, w) for w in warnings)
+                    log.warning("%s: %s", relpath, "; ".join(warnings))
             flush()
             tick("read", len(files), len(files))
             if not seen:
@@ -225,6 +233,7 @@ def build_index(
                 "counts": {"documents": len(seen), "chunks": writer.n_chunks,
                            "skipped": len(report.skipped)},
                 "skipped": [asdict(s) for s in report.skipped],
+                "warnings": [asdict(w) for w in report.warnings],
                 "corpus_dir": str(corpus.resolve()),
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "build_seconds": report.seconds,

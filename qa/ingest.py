@@ -192,8 +192,13 @@ def read_corpus_file(path: Path, corpus_dir: Path, max_bytes: int) -> bytes:
     return data
 
 
-def decode_text(data: bytes) -> str:
-    """Bytes to str: UTF-8 first, then the most likely other encoding; binary is refused."""
+def decode_text(data: bytes, warnings: list[str] | None = None) -> str:
+    """Bytes to str: UTF-8 first, then the most likely other encoding; binary is refused.
+
+    Text that is not valid UTF-8 is still indexed, decoded by the guessed encoding (never with
+    replacement characters: when no encoding fits, the file is refused); the guess is added to
+    `warnings`, which the build report shows for that file.
+    """
     if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UnreadableFile("binary content (NUL bytes) in a text file")
     try:
@@ -203,14 +208,17 @@ def decode_text(data: bytes) -> str:
     best = from_bytes(data).best()
     if best is None:
         raise UnreadableFile("undecodable text: no character encoding fits")
+    text, encoding = str(best), best.encoding
     if best.encoding.startswith(("cp125", "latin", "iso8859")):
         # Single-byte Western guesses are unreliable on short texts; Windows-1252 is by far
         # the most common of them, so take it when it decodes cleanly.
         try:
-            return data.decode("cp1252")
+            text, encoding = data.decode("cp1252"), "cp1252"
         except UnicodeDecodeError:
             pass
-    return str(best)
+    if warnings is not None:
+        warnings.append(f"not valid UTF-8: decoded as {encoding} (a guess)")
+    return text
 
 
 _SENTENCE_END = ".?!:;,\"'”)]。！？"
@@ -249,10 +257,10 @@ def _split_lines(para: str) -> list[str]:
     return ["\n".join(group) for group in out if group]
 
 
-def read_plain(data: bytes) -> list[Block]:
+def read_plain(data: bytes, warnings: list[str] | None = None) -> list[Block]:
     """Plain text: paragraphs split on blank lines (and on lines that end a paragraph); short
     unpunctuated or title-cased lines are headings."""
-    text = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
+    text = decode_text(data, warnings).replace("\r\n", "\n").replace("\r", "\n")
     blocks: list[Block] = []
     for para in text.split("\n\n"):
         for part in _split_lines(para):
@@ -263,11 +271,11 @@ def read_plain(data: bytes) -> list[Block]:
     return blocks
 
 
-def read_markdown(data: bytes) -> list[Block]:
+def read_markdown(data: bytes, warnings: list[str] | None = None) -> list[Block]:
     """Markdown: ATX headings (#) become headings, fenced code stays one block, each table row
     becomes a sentence naming its columns ("rate — Default: 10, Description: ..."), the rest stays
     as written."""
-    text = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
+    text = decode_text(data, warnings).replace("\r\n", "\n").replace("\r", "\n")
     blocks: list[Block] = []
     para: list[str] = []
     fence: str | None = None
@@ -346,12 +354,12 @@ _HTML_BLOCK = {
 }
 
 
-def read_html(data: bytes) -> tuple[list[Block], str | None]:
+def read_html(data: bytes, warnings: list[str] | None = None) -> tuple[list[Block], str | None]:
     """HTML: visible text only, headings kept, title from <title> or the first <h1>."""
     from bs4 import BeautifulSoup, NavigableString, Tag
     from bs4.element import Comment, Doctype, ProcessingInstruction
 
-    soup = BeautifulSoup(decode_text(data), "lxml")
+    soup = BeautifulSoup(decode_text(data, warnings), "lxml")
     title_tag = soup.find("title")
     title = clean_inline(title_tag.get_text()) if title_tag else None
     for tag in soup.find_all(_HTML_DROP):
@@ -490,20 +498,23 @@ def assemble(relpath: str, blocks: list[Block], title: str | None, digest: str) 
     return Document(document_id(relpath), relpath, clean_inline(title), body, digest, pages, headings)
 
 
-def parse_file(relpath: str, data: bytes) -> Document:
-    """Turn one file's bytes into a Document, or raise UnreadableFile with the reason."""
+def parse_file(relpath: str, data: bytes, warnings: list[str] | None = None) -> Document:
+    """Turn one file's bytes into a Document, or raise UnreadableFile with the reason.
+
+    What was read but is worth knowing (text that was not UTF-8) is added to `warnings`.
+    """
     suffix = Path(relpath).suffix.lower()
     title = None
     if suffix in {".html", ".htm"}:
-        blocks, title = read_html(data)
+        blocks, title = read_html(data, warnings)
     elif suffix == ".pdf":
         blocks = read_pdf(data)
     elif suffix == ".docx":
         blocks = read_docx(data)
     elif suffix in {".md", ".markdown"}:
-        blocks = read_markdown(data)
+        blocks = read_markdown(data, warnings)
     else:
-        blocks = read_plain(data)
+        blocks = read_plain(data, warnings)
     doc = assemble(relpath, blocks, title, file_hash(data))
     if not doc.text.strip():
         raise UnreadableFile("no text found")

@@ -202,15 +202,35 @@ def test_unreadable_file_and_folder_are_named_in_the_report(corpus: Path, tmp_pa
     assert set(indexed(s)) == {"harbour.txt"}
 
 
-def test_report_prints_every_skipped_entry(corpus: Path, outside: Path,
+def test_invalid_utf8_is_indexed_by_guess_and_reported(corpus: Path, tmp_path: Path):
+    (corpus / "cafe.txt").write_bytes(
+        "Café culture in Vienna dates back to the siege of 1683, señor.".encode("cp1252"))
+    (corpus / "utf8.txt").write_text("Crème brûlée is served cold.", encoding="utf-8")
+    report, s = build(corpus, tmp_path)
+    assert [(w.path, w.reason) for w in report.warnings] == [
+        ("cafe.txt", "not valid UTF-8: decoded as cp1252 (a guess)")]
+    assert not report.skipped
+    docs = indexed(s)
+    assert "Café culture" in docs["cafe.txt"] and "\ufffd" not in docs["cafe.txt"]
+    manifest = IndexDir(s.index_dir).open_current().manifest
+    assert manifest["warnings"] == [{"path": "cafe.txt",
+                                     "reason": "not valid UTF-8: decoded as cp1252 (a guess)"}]
+    again = build_index(s, FakeEmbedder)  # incremental: the file is reused, the warning stays
+    assert "cafe.txt" in again.unchanged
+    assert [w.path for w in again.warnings] == ["cafe.txt"]
+
+
+def test_report_prints_every_skipped_entry_and_warning(corpus: Path, outside: Path,
                                                       tmp_path: Path, capsys):
     from qa.cli import _print_report
 
     (corpus / "passwords.txt").symlink_to(outside / "secret.txt")
+    (corpus / "latin.txt").write_bytes("Señor Müller".encode("cp1252"))
     report, s = build(corpus, tmp_path)
     _print_report(report, s, as_json=False)
     out = capsys.readouterr().out
     assert "skipped passwords.txt: symlink to a file outside the corpus: not followed" in out
+    assert "warning latin.txt: not valid UTF-8" in out
 
 
 def test_interrupted_build_releases_lock_and_keeps_serving(corpus: Path, tmp_path: Path):
