@@ -17,7 +17,7 @@ from qa import __version__
 from qa.chunk import Chunk, chunk_document, embedding_text
 from qa.config import Settings
 from qa.embed import Embedder, load_counter, model_id
-from qa.errors import BuildLockedError, CorpusError, QAError
+from qa.errors import BuildLockedError, BuildTimeoutError, CorpusError, QAError
 from qa.index_dir import IndexDir
 from qa.ingest import (
     READER_VERSION,
@@ -122,9 +122,18 @@ def build_index(
 ) -> BuildReport:
     """Build a new index version from `settings.corpus_dir` and make it current.
 
-    `lock_held` says the caller already holds the build lock (see `build_lock`).
+    `lock_held` says the caller already holds the build lock (see `build_lock`). A build that
+    runs past `settings.build_timeout` seconds stops with BuildTimeoutError between files or
+    embedding groups; the current version keeps serving.
     """
     started = time.perf_counter()
+    deadline = started + settings.build_timeout if settings.build_timeout else None
+
+    def check_time() -> None:
+        if deadline is not None and time.perf_counter() > deadline:
+            raise BuildTimeoutError(f"build stopped after {settings.build_timeout:g} s "
+                                    "(QA_BUILD_TIMEOUT); the previous version keeps serving")
+
     corpus = settings.corpus_dir
     if not corpus.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus}")
@@ -154,6 +163,7 @@ def build_index(
             nonlocal embedder
             if not pending:
                 return
+            check_time()
             texts = [embedding_text(c, d.title, settings.embed_context) for d, cs in pending for c in cs]
             if texts and embedder is None:
                 embedder = embedder_factory()
@@ -174,6 +184,7 @@ def build_index(
                 dim = embedder.dim
             writer = VersionWriter(temp, dim, settings.ann_threshold, settings.graph_threshold)
             for i, path in enumerate(files):
+                check_time()
                 tick("read", i, len(files))
                 relpath = path.relative_to(corpus).as_posix()
                 doc_id = document_id(relpath)

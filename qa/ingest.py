@@ -179,7 +179,8 @@ def read_corpus_file(path: Path, corpus_dir: Path, max_bytes: int) -> bytes:
             raise UnreadableFile(_not_regular(st.st_mode))
         if st.st_size > max_bytes:
             raise UnreadableFile(f"file is {st.st_size / 1e6:.1f} MB, {limit}")
-        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NOFOLLOW", 0)
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+        flags |= getattr(os, "O_NOFOLLOW", 0)  # `real` is resolved: a symlink now is a swap
         with open(os.open(real, flags), "rb") as fh:
             mode = os.fstat(fh.fileno()).st_mode
             if not stat.S_ISREG(mode):  # swapped between the check and the open

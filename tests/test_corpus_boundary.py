@@ -13,6 +13,7 @@ import pytest
 
 from qa.build import BuildReport, build_index, build_lock
 from qa.config import Settings
+from qa.errors import BuildTimeoutError
 from qa.index_dir import IndexDir
 from qa.ingest import UnreadableFile, read_corpus_file
 
@@ -244,6 +245,22 @@ def test_interrupted_build_releases_lock_and_keeps_serving(corpus: Path, tmp_pat
 
     with pytest.raises(KeyboardInterrupt):
         build_index(s, Interrupted, full=True)
+    index = IndexDir(s.index_dir)
+    assert index.current_name() == before
+    assert not list(index.versions.glob(".tmp-*"))
+    with build_lock(s.index_dir):
+        pass
+
+
+def test_build_timeout_aborts_cleanly(corpus: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch):
+    _, s = build(corpus, tmp_path)
+    before = IndexDir(s.index_dir).current_name()
+    monkeypatch.setenv("QA_BUILD_TIMEOUT", "0.000001")
+    slow = Settings(corpus_dir=corpus, index_dir=s.index_dir)
+    assert slow.build_timeout == 1e-6
+    with pytest.raises(BuildTimeoutError, match="QA_BUILD_TIMEOUT"):
+        build_index(slow, FakeEmbedder, full=True)
     index = IndexDir(s.index_dir)
     assert index.current_name() == before
     assert not list(index.versions.glob(".tmp-*"))
