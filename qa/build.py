@@ -17,7 +17,7 @@ from qa import __version__
 from qa.chunk import Chunk, chunk_document, embedding_text
 from qa.config import Settings
 from qa.embed import Embedder, load_counter, model_id
-from qa.errors import BuildLockedError, CorpusError, QAError
+from qa.errors import BuildLockedError, BuildTimeoutError, CorpusError, QAError
 from qa.index_dir import IndexDir
 from qa.ingest import (
     READER_VERSION,
@@ -28,6 +28,7 @@ from qa.ingest import (
     file_hash,
     iter_corpus_files,
     parse_file,
+    read_corpus_file,
 )
 from qa.store import IndexVersion, VersionWriter
 
@@ -53,6 +54,8 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    # Files indexed, but not as written: text that was not UTF-8 and was decoded by a guess.
+    warnings: list[SkippedFile] = field(default_factory=list)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -119,9 +122,18 @@ def build_index(
 ) -> BuildReport:
     """Build a new index version from `settings.corpus_dir` and make it current.
 
-    `lock_held` says the caller already holds the build lock (see `build_lock`).
+    `lock_held` says the caller already holds the build lock (see `build_lock`). A build that
+    runs past `settings.build_timeout` seconds stops with BuildTimeoutError between files or
+    embedding groups; the current version keeps serving.
     """
     started = time.perf_counter()
+    deadline = started + settings.build_timeout if settings.build_timeout else None
+
+    def check_time() -> None:
+        if deadline is not None and time.perf_counter() > deadline:
+            raise BuildTimeoutError(f"build stopped after {settings.build_timeout:g} s "
+                                    "(QA_BUILD_TIMEOUT); the previous version keeps serving")
+
     corpus = settings.corpus_dir
     if not corpus.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus}")
@@ -135,7 +147,7 @@ def build_index(
         report.full = prev is None
         report.full_reason = reason
         counter = load_counter(settings)
-        files = list(iter_corpus_files(corpus))
+        files = list(iter_corpus_files(corpus, report.skipped))
         report.files = len(files)
         if not files:
             raise CorpusError(f"no supported files (txt, md, html, pdf, docx) in {corpus}")
@@ -151,6 +163,7 @@ def build_index(
             nonlocal embedder
             if not pending:
                 return
+            check_time()
             texts = [embedding_text(c, d.title, settings.embed_context) for d, cs in pending for c in cs]
             if texts and embedder is None:
                 embedder = embedder_factory()
@@ -171,19 +184,12 @@ def build_index(
                 dim = embedder.dim
             writer = VersionWriter(temp, dim, settings.ann_threshold, settings.graph_threshold)
             for i, path in enumerate(files):
+                check_time()
                 tick("read", i, len(files))
                 relpath = path.relative_to(corpus).as_posix()
                 doc_id = document_id(relpath)
                 try:
-                    size = path.stat().st_size
-                    if size > settings.max_file_mb * 1e6:
-                        raise UnreadableFile(
-                            f"file is {size / 1e6:.1f} MB, over the {settings.max_file_mb:g} MB limit")
-                    data = path.read_bytes()
-                except OSError as exc:
-                    report.skipped.append(SkippedFile(relpath, f"cannot read: {exc.strerror or exc}"))
-                    log.warning("skipped %s: cannot read: %s", relpath, exc)
-                    continue
+                    data = read_corpus_file(path, corpus, int(settings.max_file_mb * 1e6))
                 except UnreadableFile as exc:
                     report.skipped.append(SkippedFile(relpath, str(exc)))
                     log.warning("skipped %s: %s", relpath, exc)
@@ -198,9 +204,11 @@ def build_index(
                     stored = [r["sentences"] for r in rows] if prev.format >= 3 else None
                     writer.add(doc, chunks, prev.vectors([r["id"] for r in rows]), stored)
                     report.unchanged.append(relpath)
+                    warnings: list[str] = prev.manifest["documents"][doc_id].get("warnings", [])
                 else:
+                    warnings = []
                     try:
-                        doc = parse_file(relpath, data)
+                        doc = parse_file(relpath, data, warnings)
                     except UnreadableFile as exc:
                         report.skipped.append(SkippedFile(relpath, str(exc)))
                         log.warning("skipped %s: %s", relpath, exc)
@@ -211,6 +219,10 @@ def build_index(
                     if sum(len(cs) for _, cs in pending) >= EMBED_GROUP:
                         flush()
                 seen[doc_id] = {"path": relpath, "hash": digest, "chunks": len(chunks)}
+                if warnings:
+                    seen[doc_id]["warnings"] = warnings
+                    report.warnings.extend(SkippedFile(relpath, w) for w in warnings)
+                    log.warning("%s: %s", relpath, "; ".join(warnings))
             flush()
             tick("read", len(files), len(files))
             if not seen:
@@ -232,6 +244,7 @@ def build_index(
                 "counts": {"documents": len(seen), "chunks": writer.n_chunks,
                            "skipped": len(report.skipped)},
                 "skipped": [asdict(s) for s in report.skipped],
+                "warnings": [asdict(w) for w in report.warnings],
                 "corpus_dir": str(corpus.resolve()),
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "build_seconds": report.seconds,

@@ -59,6 +59,8 @@ def _print_report(report: Any, settings: Settings, as_json: bool) -> None:
                f"skipped: {len(report.skipped)}")
     for s in report.skipped:
         typer.echo(f"  skipped {s.path}: {s.reason}")
+    for w in report.warnings:
+        typer.echo(f"  warning {w.path}: {w.reason}")
     typer.echo(f"  seconds: {report.seconds:.2f}")
 
 

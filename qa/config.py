@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     )
 
     max_file_mb: float = Field(20.0, gt=0, description="Files larger than this are skipped.")
+    build_timeout: float = Field(
+        0.0, ge=0, description="Seconds a build may run before it is abandoned; 0 is no limit."
+    )
     max_question_chars: int = Field(2000, ge=10)
     default_k: int = Field(5, ge=1, le=50, description="Passages considered for an answer.")
     candidates: int = Field(100, ge=10, le=1000, description="Candidates per retriever.")

@@ -29,6 +29,10 @@ class BuildLockedError(QAError):
     """Another build holds the index lock."""
 
 
+class BuildTimeoutError(QAError):
+    """A build ran past its time limit and was abandoned."""
+
+
 class NotFoundError(QAError):
     """An id names nothing in the index."""
 

@@ -6,11 +6,12 @@ import hashlib
 import logging
 import os
 import re
-import warnings
+import stat
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from warnings import catch_warnings, simplefilter
 
 from charset_normalizer import from_bytes
 
@@ -98,22 +99,108 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def iter_corpus_files(corpus_dir: Path) -> Iterator[Path]:
-    """Supported files under `corpus_dir`, in a stable order, hidden files excluded."""
+def iter_corpus_files(corpus_dir: Path, skipped: list[SkippedFile] | None = None) -> Iterator[Path]:
+    """Supported files under `corpus_dir`, in a stable order, hidden files excluded.
+
+    Symlinked folders are never entered (so a walk cannot loop or leave the corpus), nor are
+    hidden ones or folders that resolve outside the corpus. Each such folder, and each hidden
+    file of a supported type, is added to `skipped` with the reason; files of unsupported types
+    are left out silently. Symlinked files are yielded: `read_corpus_file` refuses the ones
+    whose target is not a regular file inside the corpus.
+    """
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus_dir}")
-    for root, dirs, files in os.walk(corpus_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
+    root = Path(os.path.realpath(corpus_dir))
+
+    def skip(path: Path, reason: str) -> None:
+        if skipped is not None:
+            skipped.append(SkippedFile(path.relative_to(corpus_dir).as_posix(), reason))
+
+    def unreadable(exc: OSError) -> None:
+        skip(Path(exc.filename), f"cannot read folder: {exc.strerror or exc}")
+
+    for top, dirs, files in os.walk(corpus_dir, onerror=unreadable):
+        here = Path(top)
+        if not Path(os.path.realpath(here)).is_relative_to(root):
+            # Only if a folder was swapped for a symlink during the walk.
+            skip(here, "folder outside the corpus: not entered")
+            dirs.clear()
+            continue
+        kept = []
+        for name in sorted(dirs):
+            path = here / name
             if name.startswith("."):
+                skip(path, "hidden folder: not indexed")
+            elif path.is_symlink():
+                inside = Path(os.path.realpath(path)).is_relative_to(root)
+                skip(path, "symlink to a folder inside the corpus: not followed" if inside
+                     else "symlink to a folder outside the corpus: not followed")
+            else:
+                kept.append(name)
+        dirs[:] = kept
+        for name in sorted(files):
+            path = here / name
+            if path.suffix.lower() not in SUPPORTED:
                 continue
-            path = Path(root) / name
-            if path.suffix.lower() in SUPPORTED:
-                yield path
+            if name.startswith("."):
+                skip(path, "hidden file: not indexed")
+                continue
+            yield path
 
 
-def decode_text(data: bytes) -> str:
-    """Bytes to str: UTF-8 first, then the most likely other encoding; binary is refused."""
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"))
+
+
+def _not_regular(mode: int) -> str:
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+    return f"not a regular file: {kind}"
+
+
+def read_corpus_file(path: Path, corpus_dir: Path, max_bytes: int) -> bytes:
+    """The bytes of one corpus file, or UnreadableFile with the reason.
+
+    Only regular files inside the corpus are read: a symlink whose target lies outside it is
+    refused, and FIFOs, sockets and devices are never opened (the target is checked before
+    opening, and again on the open file, which is opened non-blocking). At most `max_bytes` + 1
+    bytes are read, so a file that grows, or lies about its size, is refused without filling
+    memory.
+    """
+    limit = f"over the {max_bytes / 1e6:g} MB limit"
+    try:
+        real = Path(os.path.realpath(path, strict=True))
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from exc
+    if not real.is_relative_to(Path(os.path.realpath(corpus_dir))):
+        raise UnreadableFile("symlink to a file outside the corpus: not followed")
+    try:
+        st = os.stat(real)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableFile(_not_regular(st.st_mode))
+        if st.st_size > max_bytes:
+            raise UnreadableFile(f"file is {st.st_size / 1e6:.1f} MB, {limit}")
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+        flags |= getattr(os, "O_NOFOLLOW", 0)  # `real` is resolved: a symlink now is a swap
+        with open(os.open(real, flags), "rb") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            if not stat.S_ISREG(mode):  # swapped between the check and the open
+                raise UnreadableFile(_not_regular(mode))
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from exc
+    if len(data) > max_bytes:
+        raise UnreadableFile(f"file grew while read: {limit}")
+    return data
+
+
+def decode_text(data: bytes, warnings: list[str] | None = None) -> str:
+    """Bytes to str: UTF-8 first, then the most likely other encoding; binary is refused.
+
+    Text that is not valid UTF-8 is still indexed, decoded by the guessed encoding (never with
+    replacement characters: when no encoding fits, the file is refused); the guess is added to
+    `warnings`, which the build report shows for that file.
+    """
     if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UnreadableFile("binary content (NUL bytes) in a text file")
     try:
@@ -123,14 +210,17 @@ def decode_text(data: bytes) -> str:
     best = from_bytes(data).best()
     if best is None:
         raise UnreadableFile("undecodable text: no character encoding fits")
+    text, encoding = str(best), best.encoding
     if best.encoding.startswith(("cp125", "latin", "iso8859")):
         # Single-byte Western guesses are unreliable on short texts; Windows-1252 is by far
         # the most common of them, so take it when it decodes cleanly.
         try:
-            return data.decode("cp1252")
+            text, encoding = data.decode("cp1252"), "cp1252"
         except UnicodeDecodeError:
             pass
-    return str(best)
+    if warnings is not None:
+        warnings.append(f"not valid UTF-8: decoded as {encoding} (a guess)")
+    return text
 
 
 _SENTENCE_END = ".?!:;,\"'”)]。！？"
@@ -169,10 +259,10 @@ def _split_lines(para: str) -> list[str]:
     return ["\n".join(group) for group in out if group]
 
 
-def read_plain(data: bytes) -> list[Block]:
+def read_plain(data: bytes, warnings: list[str] | None = None) -> list[Block]:
     """Plain text: paragraphs split on blank lines (and on lines that end a paragraph); short
     unpunctuated or title-cased lines are headings."""
-    text = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
+    text = decode_text(data, warnings).replace("\r\n", "\n").replace("\r", "\n")
     blocks: list[Block] = []
     for para in text.split("\n\n"):
         for part in _split_lines(para):
@@ -183,11 +273,11 @@ def read_plain(data: bytes) -> list[Block]:
     return blocks
 
 
-def read_markdown(data: bytes) -> list[Block]:
+def read_markdown(data: bytes, warnings: list[str] | None = None) -> list[Block]:
     """Markdown: ATX headings (#) become headings, fenced code stays one block, each table row
     becomes a sentence naming its columns ("rate — Default: 10, Description: ..."), the rest stays
     as written."""
-    text = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
+    text = decode_text(data, warnings).replace("\r\n", "\n").replace("\r", "\n")
     blocks: list[Block] = []
     para: list[str] = []
     fence: str | None = None
@@ -266,15 +356,15 @@ _HTML_BLOCK = {
 }
 
 
-def read_html(data: bytes) -> tuple[list[Block], str | None]:
+def read_html(data: bytes, warnings: list[str] | None = None) -> tuple[list[Block], str | None]:
     """HTML: visible text only, headings kept, title from <title> or the first <h1>."""
     from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, NavigableString, Tag
     from bs4.element import Comment, Doctype, ProcessingInstruction
 
-    with warnings.catch_warnings():
+    with catch_warnings():
         # A page whose whole text looks like a file name or URL is still a page.
-        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-        soup = BeautifulSoup(decode_text(data), "lxml")
+        simplefilter("ignore", MarkupResemblesLocatorWarning)
+        soup = BeautifulSoup(decode_text(data, warnings), "lxml")
     title_tag = soup.find("title")
     title = clean_inline(title_tag.get_text()) if title_tag else None
     for tag in soup.find_all(_HTML_DROP):
@@ -413,20 +503,23 @@ def assemble(relpath: str, blocks: list[Block], title: str | None, digest: str) 
     return Document(document_id(relpath), relpath, clean_inline(title), body, digest, pages, headings)
 
 
-def parse_file(relpath: str, data: bytes) -> Document:
-    """Turn one file's bytes into a Document, or raise UnreadableFile with the reason."""
+def parse_file(relpath: str, data: bytes, warnings: list[str] | None = None) -> Document:
+    """Turn one file's bytes into a Document, or raise UnreadableFile with the reason.
+
+    What was read but is worth knowing (text that was not UTF-8) is added to `warnings`.
+    """
     suffix = Path(relpath).suffix.lower()
     title = None
     if suffix in {".html", ".htm"}:
-        blocks, title = read_html(data)
+        blocks, title = read_html(data, warnings)
     elif suffix == ".pdf":
         blocks = read_pdf(data)
     elif suffix == ".docx":
         blocks = read_docx(data)
     elif suffix in {".md", ".markdown"}:
-        blocks = read_markdown(data)
+        blocks = read_markdown(data, warnings)
     else:
-        blocks = read_plain(data)
+        blocks = read_plain(data, warnings)
     doc = assemble(relpath, blocks, title, file_hash(data))
     if not doc.text.strip():
         raise UnreadableFile("no text found")
@@ -436,11 +529,4 @@ def parse_file(relpath: str, data: bytes) -> Document:
 def read_file(path: Path, corpus_dir: Path, max_bytes: int) -> Document:
     """Read and parse one file of the corpus; raise UnreadableFile with the reason."""
     relpath = path.relative_to(corpus_dir).as_posix()
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise UnreadableFile(f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from exc
-    return parse_file(relpath, data)
+    return parse_file(relpath, read_corpus_file(path, corpus_dir, max_bytes))

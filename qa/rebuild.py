@@ -90,7 +90,11 @@ class BuildManager:
                                        updates=self._status.updates + 1)
             self._thread = threading.Thread(target=self._run, args=(full, lock), daemon=True,
                                             name=f"rebuild-{build_id}")
-            self._thread.start()
+            try:
+                self._thread.start()
+            except BaseException:
+                lock.__exit__(None, None, None)  # no thread will release it
+                raise
             self._cond.notify_all()
         return build_id
 
