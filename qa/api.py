@@ -168,6 +168,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, LimitError):
             return limit_response(request, exc)
         status, kind = _error_status(exc)
+        if exc.public is not None:  # the full message may name server files: log it only
+            log.warning("%s %s: %s", request.method, request.url.path, exc)
+            return error_response(request, status, kind, exc.public)
         return error_response(request, status, kind, str(exc))
 
     async def on_validation(request: Request, exc: Exception) -> Response:

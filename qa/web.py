@@ -325,7 +325,7 @@ async def admin_post(
     except AccessDeniedError as exc:
         return _admin(request, 403, str(exc))
     except BuildLockedError as exc:
-        return _admin(request, 409, str(exc))
+        return _admin(request, 409, exc.public or str(exc))
     return RedirectResponse("/admin", status_code=303)
 
 
