@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from qa import __version__
 from qa.build import BuildReport, build_index
 from qa.config import Settings
+from qa.edge import Edge
 from qa.embed import Embedder, load_embedder
 from qa.engine import Engine
 from qa.errors import (
@@ -33,7 +34,7 @@ from qa.errors import (
     QAError,
 )
 from qa.followup import ask_in_conversation
-from qa.limits import LimitError, StreamGate, Throttle, WorkGate, work
+from qa.limits import LimitError, ProxyClient, StreamGate, Throttle, WorkGate, work
 from qa.observability import Metrics, RequestLog, note
 from qa.schemas import (
     MAX_BODY_BYTES,
@@ -168,6 +169,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, LimitError):
             return limit_response(request, exc)
         status, kind = _error_status(exc)
+        if exc.public is not None:  # the full message may name server files: log it only
+            log.warning("%s %s: %s", request.method, request.url.path, exc)
+            return error_response(request, status, kind, exc.public)
         return error_response(request, status, kind, str(exc))
 
     async def on_validation(request: Request, exc: Exception) -> Response:
@@ -371,15 +375,21 @@ def create_app(
     async def refuse(scope: Any, exc: LimitError) -> Response:
         return limit_response(Request(scope), exc)
 
-    # Added innermost first: the log sees every response, the headers go on every response.
+    async def reject(scope: Any, status: int, kind: str, message: str) -> Response:
+        return error_response(Request(scope), status, kind, message)
+
+    # Added innermost first: the log sees every response, the headers go on every response, and
+    # the client's address is settled (behind a trusted proxy) before anything looks at it.
     app.add_middleware(Throttle, settings=settings, refuse=refuse)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"],
                            allow_headers=["authorization", "content-type", "x-request-id"],
                            expose_headers=["x-request-id", "retry-after"], max_age=600)
+    app.add_middleware(Edge, settings=settings, refuse=reject)
     app.add_middleware(Guard)
     app.add_middleware(RequestLog, metrics=app.state.metrics)
+    app.add_middleware(ProxyClient, proxies=settings.trusted_proxies)
     _install_error_handlers(app)
     app.include_router(router)
     app.include_router(openai_api.router)

@@ -80,7 +80,8 @@ def build_lock(index_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise BuildLockedError(f"another build of {index_dir} is running; try again later") from exc
+            raise BuildLockedError(f"another build of {index_dir} is running; try again later",
+                                   public="another build is running; try again later") from exc
         try:
             yield
         finally:

@@ -162,8 +162,10 @@ def serve(
     factory = cached(lambda: load_embedder(settings))
     load_engine(settings, factory).version.close()  # build if missing; errors end here, as one line
     typer.echo(f"serving {settings.index_dir} on http://{settings.host}:{settings.port}", err=True)
+    # The app reads X-Forwarded-For itself, from QA_TRUSTED_PROXIES only; uvicorn would trust
+    # it from any loopback peer.
     uvicorn.run(create_app(settings, factory), host=settings.host, port=settings.port,
-                log_level="info", access_log=False)
+                log_level="info", access_log=False, proxy_headers=False)
 
 
 @app.command("eval")

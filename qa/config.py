@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
@@ -66,6 +67,16 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins allowed to call the API from a browser (JSON list); empty is off.",
     )
+    allowed_hosts: list[str] | None = Field(
+        None,
+        description="Host names the server answers to (JSON list, any port); '*' allows any. "
+        "Unset: localhost, 127.0.0.1 and [::1] when bound to loopback, else any.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Proxies (JSON list of IPs or CIDRs) whose X-Forwarded-For names the client; "
+        "empty trusts none.",
+    )
     ask_rate: float = Field(
         2.0, ge=0, description="Questions per second each client may ask, sustained; 0 is off."
     )
@@ -80,3 +91,10 @@ class Settings(BaseSettings):
     )
     ask_timeout: float = Field(30.0, gt=0, description="Seconds before a question gives up.")
     max_streams: int = Field(32, ge=1, description="Event streams open at the same time.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            ipaddress.ip_network(proxy, strict=False)  # ValueError names the bad entry
+        return value

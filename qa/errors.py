@@ -4,6 +4,15 @@
 class QAError(Exception):
     """Base class: a problem the user can fix, reported as one line."""
 
+    # What a client of the server is told instead, when the message may name server files; the
+    # full message goes to the server log.
+    public: str | None = None
+
+    def __init__(self, message: str, public: str | None = None):
+        super().__init__(message)
+        if public is not None:
+            self.public = public
+
 
 class BadQuestionError(QAError):
     """The question is empty, too long or otherwise unusable."""
@@ -12,17 +21,25 @@ class BadQuestionError(QAError):
 class CorpusError(QAError):
     """The corpus folder is missing or holds no readable document."""
 
+    public = "the corpus folder is missing or holds no readable document; see the server log"
+
 
 class IndexMissingError(QAError):
     """No index has been built at the configured location."""
+
+    public = "no index is being served; see the server log"
 
 
 class IndexIncompatibleError(QAError):
     """The index was built with another model or chunker and must be rebuilt."""
 
+    public = "the index was built with other settings and must be rebuilt; see the server log"
+
 
 class IndexCorruptError(QAError):
     """The index folder is damaged or incomplete."""
+
+    public = "the index is damaged or incomplete; see the server log"
 
 
 class BuildLockedError(QAError):

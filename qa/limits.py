@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import math
 import threading
 import time
@@ -96,6 +97,33 @@ def client_key(scope: Scope) -> str:
     """The client address a budget is kept for."""
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
+
+
+class ProxyClient:
+    """ASGI middleware: when the peer is a trusted proxy, the client is the right-most address
+    in X-Forwarded-For that is not a trusted proxy too; from any other peer the header is
+    ignored, so a client cannot pick the address its budget is kept for."""
+
+    def __init__(self, app: ASGIApp, proxies: list[str]):
+        self.app = app
+        self.proxies = [ipaddress.ip_network(p, strict=False) for p in proxies]
+
+    def trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.strip().strip("[]"))
+        except ValueError:
+            return False
+        return any(ip in net for net in self.proxies)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] == "http" and client and self.proxies and self.trusted(client[0]):
+            forwarded = b",".join(v for k, v in scope["headers"] if k == b"x-forwarded-for")
+            hops = [h.strip() for h in forwarded.decode("latin-1").split(",") if h.strip()]
+            untrusted = [h for h in hops if not self.trusted(h)]
+            if hops:
+                scope = {**scope, "client": (untrusted[-1] if untrusted else hops[0], 0)}
+        await self.app(scope, receive, send)
 
 
 class Throttle:

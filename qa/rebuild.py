@@ -116,7 +116,8 @@ class BuildManager:
                                  progress=self._progress, lock_held=True)
         except QAError as exc:
             log.warning("rebuild failed: %s", exc)
-            self._update(state="failed", phase=None, error=str(exc), finished_at=time.time())
+            self._update(state="failed", phase=None, error=exc.public or str(exc),
+                         finished_at=time.time())
             return
         except Exception as exc:  # a bug: report it, keep serving the old version
             log.exception("rebuild crashed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from qa.answer import Answer, Citation
 
@@ -16,7 +16,44 @@ MAX_CHAT_MESSAGES = 200  # OpenAI clients resend the whole conversation; the las
 MAX_BODY_BYTES = 512 * 1024
 
 
-class Message(BaseModel):
+def encodable(value: Any) -> bool:
+    """Whether every string in `value` can be written as UTF-8 (JSON's "\\ud800" cannot)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list | tuple):
+        return all(encodable(v) for v in value)
+    if isinstance(value, dict):
+        return all(encodable(k) and encodable(v) for k, v in value.items())
+    return True
+
+
+UNENCODABLE = "holds a lone surrogate, which is not valid Unicode text"
+
+
+class Incoming(BaseModel):
+    """A request body: text that could not be sent back (lone surrogates) is refused with 422."""
+
+    @field_validator("*")
+    @classmethod
+    def _encodable(cls, value: Any) -> Any:
+        if not encodable(value):
+            raise ValueError(UNENCODABLE)
+        return value
+
+    @model_validator(mode="after")
+    def _extra_encodable(self) -> Incoming:
+        for name, value in (self.model_extra or {}).items():
+            if not encodable(name) or not encodable(value):
+                raise ValueError(f"field {name!r} {UNENCODABLE}"
+                                 if encodable(name) else f"a field name {UNENCODABLE}")
+        return self
+
+
+class Message(Incoming):
     """One earlier turn of the conversation."""
 
     model_config = ConfigDict(extra="forbid")
@@ -25,7 +62,7 @@ class Message(BaseModel):
     content: str = Field(max_length=MAX_MESSAGE_CHARS, strict=True)
 
 
-class AskRequest(BaseModel):
+class AskRequest(Incoming):
     """A question, optionally with the conversation so far so follow-ups can be resolved."""
 
     model_config = ConfigDict(
@@ -182,14 +219,14 @@ class ErrorResponse(BaseModel):
 # --- OpenAI-compatible chat completions -------------------------------------------------------
 
 
-class ContentPart(BaseModel):
+class ContentPart(Incoming):
     model_config = ConfigDict(extra="allow")
 
     type: str
     text: str | None = None
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(Incoming):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -202,7 +239,7 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(Incoming):
     """The subset of OpenAI's request that matters here; other fields are accepted and ignored."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{

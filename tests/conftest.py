@@ -68,6 +68,12 @@ def make_docx(paragraphs: list[tuple[str, str | None]]) -> bytes:
     return buf.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def test_client_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TestClient sends 'Host: testserver'; let the loopback allow-list take it as well."""
+    monkeypatch.setenv("QA_ALLOWED_HOSTS", '["localhost", "127.0.0.1", "[::1]", "testserver"]')
+
+
 @pytest.fixture
 def tiny_corpus(tmp_path: Path) -> Path:
     """One file of every supported kind, plus files that must be skipped."""
