@@ -91,7 +91,7 @@ def check_admin(request: Request) -> None:
 
 def _status_out(request: Request, status: BuildStatus) -> StatusOut:
     data = {k: v for k, v in asdict(status).items() if k in StatusOut.model_fields}
-    return StatusOut(**data, serving_version=request.app.state.engine.version.name)
+    return StatusOut(**data, serving_version=request.app.state.engine.serving_name or "")
 
 
 def builds_of(request: Request) -> BuildManager:
@@ -116,7 +116,7 @@ async def reload(request: Request) -> ReloadOut:
     """Switch now to the index version CURRENT names (say, after a CLI rebuild)."""
     check_admin(request)
     engine = request.app.state.engine
-    reloaded = await run_in_threadpool(engine.reload_if_changed)
+    reloaded = await run_in_threadpool(engine.reload_if_changed, True)
     return ReloadOut(reloaded=reloaded, serving_version=engine.version.name)
 
 
@@ -129,18 +129,23 @@ async def status(request: Request) -> StatusOut:
 @router.get("/api/index/status/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def status_stream(request: Request) -> StreamingResponse:
-    """The same status as server-sent events, one event per change, until the build ends."""
+    """The same status as server-sent events, one event per change (and one a second while a
+    build runs), until the build ends."""
     manager = builds_of(request)
 
     async def events() -> AsyncIterator[str]:
-        seen = -1
+        # Polled on the event loop: a stream holds no thread, only a cheap status read.
+        loop = asyncio.get_running_loop()
+        seen, sent = -1, 0.0
         while True:
-            current = await run_in_threadpool(manager.wait_for_update, seen, 1.0)
-            if current.updates != seen or current.state == "running":
-                seen = current.updates
+            current = manager.status()
+            if current.updates != seen or (current.state == "running"
+                                           and loop.time() - sent >= 1.0):
+                seen, sent = current.updates, loop.time()
                 payload = _status_out(request, current).model_dump()
                 yield f"event: status\ndata: {json.dumps(payload)}\n\n"
-            if current.state != "running" or await request.is_disconnected():
+            if (current.state != "running" or manager.stopping
+                    or await request.is_disconnected()):
                 return
             await asyncio.sleep(0.2)
 

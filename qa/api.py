@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,7 +23,7 @@ from qa.build import BuildReport, build_index
 from qa.config import Settings
 from qa.edge import Edge
 from qa.embed import Embedder, load_embedder
-from qa.engine import Engine
+from qa.engine import Engine, unavailable
 from qa.errors import (
     AccessDeniedError,
     BadQuestionError,
@@ -107,9 +108,12 @@ def _log_progress() -> Callable[[str, int, int], None]:
 
 
 def load_engine(settings: Settings, embedder_factory: Callable[[], Embedder]) -> Engine:
-    """The engine over the current index, building the index first if there is none."""
+    """The engine over the current index, building the index first if there is none. A damaged
+    or incompatible index is logged, and the engine answers 503 until a good one is published."""
     try:
         engine = Engine(settings, embedder_factory)
+    except (IndexCorruptError, IndexIncompatibleError):
+        engine = Engine(settings, embedder_factory, strict=False)  # logs why
     except IndexMissingError:
         log.info("no index at %s; building one from %s", settings.index_dir, settings.corpus_dir)
         report = build_index(settings, embedder_factory, progress=_log_progress())
@@ -118,7 +122,8 @@ def load_engine(settings: Settings, embedder_factory: Callable[[], Embedder]) ->
                  report.seconds)
         engine = Engine(settings, embedder_factory)
     engine.embedder  # noqa: B018 - load the model now rather than on the first question
-    log.info("serving index version %s", engine.version.name)
+    if engine.serving_name is not None:
+        log.info("serving index version %s", engine.serving_name)
     return engine
 
 
@@ -188,6 +193,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             message = f"nothing at {request.url.path}"
         return error_response(request, exc.status_code, kind, message)
 
+    async def on_damaged_index(request: Request, exc: Exception) -> Response:
+        # A served SQLite file damaged after it was verified: the index, not the request, is bad.
+        log.error("index error on %s %s: %s", request.method, request.url.path, exc)
+        error = unavailable(IndexCorruptError(str(exc)))
+        return error_response(request, 503, "index_unavailable", str(error))
+
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(request, 500, "internal_error", "internal error; see the server log")
@@ -195,6 +206,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(QAError, on_qa_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(sqlite3.DatabaseError, on_damaged_index)
     app.add_exception_handler(Exception, on_crash)
 
 
@@ -266,7 +278,8 @@ async def api_ask(body: AskRequest, request: Request) -> AskResponse:
 @router.get("/api/documents", response_model=list[DocumentSummary], tags=["documents"])
 async def api_documents(request: Request) -> list[DocumentSummary]:
     """Every indexed document, by path."""
-    rows = engine_of(request).version.documents()
+    with engine_of(request).lease() as version:
+        rows = version.documents()
     return [DocumentSummary(**r) for r in rows]
 
 
@@ -278,7 +291,8 @@ async def api_document(
         examples=["120-245"])] = None,
 ) -> DocumentOut:
     """A document's full clean text (the text citation offsets point into)."""
-    doc = get_document(engine_of(request).version, doc_id)
+    with engine_of(request).lease() as version:
+        doc = get_document(version, doc_id)
     try:
         spans = parse_spans(highlight, len(doc.text))
     except ValueError as exc:
@@ -304,8 +318,10 @@ async def api_index(request: Request) -> IndexSummary:
 
 @router.get("/healthz", response_model=Health, tags=["index"])
 async def healthz(request: Request) -> Health:
-    """Ready: the index and model are loaded."""
-    version = engine_of(request).version
+    """Ready: the index and model are loaded; 503 while the index cannot answer."""
+    version = engine_of(request).version  # the index error (503) if none is loaded
+    if not version.intact():
+        raise unavailable(IndexCorruptError("served files changed"))
     counts = version.manifest.get("counts", {})
     return Health(status="ok", index_version=version.name,
                   documents=counts.get("documents", 0), chunks=version.n_chunks)
@@ -338,7 +354,7 @@ def create_app(
         app.state.engine = engine
 
         def switch(report: BuildReport) -> None:
-            engine.reload_if_changed()
+            engine.reload_if_changed(strict=True)
 
         app.state.builds = BuildManager(settings, factory, on_success=switch)
         app.state.gate = WorkGate(settings.workers, settings.max_queue, settings.ask_timeout)
@@ -352,9 +368,13 @@ def create_app(
             if poller is not None:
                 poller.cancel()
                 await asyncio.gather(poller, return_exceptions=True)
-            app.state.builds.join(timeout=60)
+            # A running build is cancelled, and abandoned if it does not stop at once (say, it
+            # hangs in the model): its thread is a daemon and its temporary folder is removed
+            # by the next build.
+            app.state.builds.cancel()
+            app.state.builds.join(timeout=2)
             await run_in_threadpool(app.state.gate.close)
-            engine.version.close()
+            engine.close()
 
     app = FastAPI(
         title="qa",

@@ -18,6 +18,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Answer questions from a folder of documents, with citations.")
 
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env QA_INDEX_DIR].")]
+# Seconds open responses (say, a status event stream during a hung build) get to finish on
+# SIGTERM before they are cut; then the server shuts down without waiting for the build.
+SHUTDOWN_GRACE = 5
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -160,12 +163,13 @@ def serve(
     logging.getLogger("qa").setLevel(logging.INFO)
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, host=host, port=port)
     factory = cached(lambda: load_embedder(settings))
-    load_engine(settings, factory).version.close()  # build if missing; errors end here, as one line
+    load_engine(settings, factory).close()  # build if missing; errors end here, as one line
     typer.echo(f"serving {settings.index_dir} on http://{settings.host}:{settings.port}", err=True)
     # The app reads X-Forwarded-For itself, from QA_TRUSTED_PROXIES only; uvicorn would trust
     # it from any loopback peer.
     uvicorn.run(create_app(settings, factory), host=settings.host, port=settings.port,
-                log_level="info", access_log=False, proxy_headers=False)
+                log_level="info", access_log=False, proxy_headers=False,
+                timeout_graceful_shutdown=SHUTDOWN_GRACE)
 
 
 @app.command("eval")

@@ -149,6 +149,7 @@ def ask_in_conversation(
     from qa.engine import check_question
 
     question = check_question(question, engine.settings.max_question_chars)
-    engine.reload_if_changed()
+    if engine.settings.reload_interval > 0:  # 0 turns reload checks off
+        engine.reload_if_changed()
     query = resolve(question, history)
     return engine.ask(question, k=k, query=query, leans_on_context=leans_on_context(question))

@@ -33,9 +33,9 @@ class IndexDir:
             name = (self.path / CURRENT).read_text().strip()
         except FileNotFoundError:
             return None
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise IndexCorruptError(f"cannot read {self.path / CURRENT}: {exc}") from exc
-        if not name or "/" in name or name.startswith("."):
+        if not name or "/" in name or name.startswith(".") or not name.isprintable():
             raise IndexCorruptError(f"{self.path / CURRENT} is damaged; run 'qa index --full'")
         return name
 

@@ -28,6 +28,24 @@ CHUNKS = "postings_chunks.npy"
 IMPACTS = "postings_impacts.npy"
 FILES = (OFFSETS, CHUNKS, IMPACTS)
 _BATCH = 200_000
+# Arrays up to this size are read into memory at load; larger ones are memory-mapped.
+MAP_THRESHOLD = 256 * 2**20
+
+
+def load_array(path: Path) -> np.ndarray:
+    """An .npy file as a plain array: read into memory up to MAP_THRESHOLD bytes, mapped beyond.
+
+    A memory map turns a file truncated in place (a copy over it, an editor, a full disk) into
+    SIGBUS on the next read of a lost page, which kills the whole server and no Python code can
+    catch. qa never rewrites a published version, so only outside hands do that; reading arrays
+    into memory makes it harmless for all but very large indexes, which keep the map's memory
+    savings. (Read-only file modes would not help: root and the owner can still write.)
+    The header and the file's length are checked either way: a short file is a ValueError."""
+    mapped = np.load(path, mmap_mode="r")
+    if mapped.nbytes <= MAP_THRESHOLD:
+        return np.array(mapped)
+    # A plain array view of the map: slicing a np.memmap costs microseconds each.
+    return mapped.view(np.ndarray)
 
 
 def write_postings(db: sqlite3.Connection, folder: Path, n_chunks: int) -> int:
@@ -75,14 +93,16 @@ def write_postings(db: sqlite3.Connection, folder: Path, n_chunks: int) -> int:
 
 
 class Postings:
-    """The impact arrays of one version, memory-mapped, and its term table."""
+    """The impact arrays of one version (see `load_array`) and its term table."""
 
     def __init__(self, folder: Path, db: sqlite3.Connection, n_chunks: int):
-        # Plain array views of the mapped files: slicing a np.memmap costs microseconds each.
-        self.offsets = np.load(folder / OFFSETS, mmap_mode="r").view(np.ndarray)
-        self.chunk_ids = np.load(folder / CHUNKS, mmap_mode="r").view(np.ndarray)
-        self.impacts = np.load(folder / IMPACTS, mmap_mode="r").view(np.ndarray)
-        if self.chunk_ids.shape != self.impacts.shape or self.offsets[-1] != len(self.chunk_ids):
+        self.offsets = load_array(folder / OFFSETS)
+        self.chunk_ids = load_array(folder / CHUNKS)
+        self.impacts = load_array(folder / IMPACTS)
+        if (self.offsets.ndim != 1 or not self.offsets.size or self.offsets[0] != 0
+                or self.chunk_ids.ndim != 1 or self.chunk_ids.shape != self.impacts.shape
+                or self.offsets[-1] != len(self.chunk_ids)
+                or bool((np.diff(self.offsets) < 0).any())):
             raise ValueError("postings arrays disagree in length")
         # One pass at load (tens of milliseconds at a million chunks) so that a damaged file
         # is reported here, not as an index error in the middle of a query.

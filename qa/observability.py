@@ -152,8 +152,7 @@ class RequestLog:
 def _serving_version(scope: Scope) -> str | None:
     app = scope.get("app")
     engine = getattr(getattr(app, "state", None), "engine", None)
-    version = getattr(engine, "version", None)
-    return getattr(version, "name", None)
+    return getattr(engine, "serving_name", None)
 
 
 router = APIRouter(tags=["index"])
@@ -164,14 +163,16 @@ router = APIRouter(tags=["index"])
 async def metrics(request: Request) -> PlainTextResponse:
     """Request counts, latencies, load and the served index, in the Prometheus text format."""
     state = request.app.state
-    version = state.engine.version
-    counts = version.manifest.get("counts", {})
+    name = state.engine.serving_name
+    version = state.engine.version if name is not None else None
+    counts = version.manifest.get("counts", {}) if version is not None else {}
     gauges = {
-        "qa_index_info": ("The served index version (value 1).", 1.0,
-                          {"version": version.name}),
+        "qa_index_info": ("The served index version (value 1).", float(version is not None),
+                          {"version": name or ""}),
         "qa_index_documents": ("Documents in the served index.",
                                float(counts.get("documents", 0)), {}),
-        "qa_index_chunks": ("Chunks in the served index.", float(version.n_chunks), {}),
+        "qa_index_chunks": ("Chunks in the served index.",
+                            float(version.n_chunks if version is not None else 0), {}),
         "qa_work_pending": ("Questions running or waiting for a worker.",
                             float(state.gate.pending), {}),
         "qa_streams_open": ("Event streams open now.", float(state.streams.open), {}),

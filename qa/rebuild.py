@@ -19,6 +19,10 @@ from qa.errors import BuildLockedError, QAError
 log = logging.getLogger(__name__)
 
 
+class BuildCancelledError(QAError):
+    """The server is shutting down; the build stopped before publishing."""
+
+
 @dataclass
 class BuildStatus:
     """A snapshot of the current or last build, safe to serialise."""
@@ -51,6 +55,18 @@ class BuildManager:
         self._status = BuildStatus()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether `cancel` was called: the server is shutting down."""
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        """Stop a running build at its next progress step, and refuse new ones."""
+        self._cancel.set()
+        with self._cond:
+            self._cond.notify_all()
 
     def status(self) -> BuildStatus:
         with self._cond:
@@ -80,6 +96,8 @@ class BuildManager:
         with self._cond:
             if self._thread is not None and self._thread.is_alive():
                 raise BuildLockedError("a rebuild is already running")
+            if self._cancel.is_set():
+                raise BuildLockedError("the server is shutting down")
             # Take the index lock now, so a CLI build cannot slip in before the thread starts.
             lock = build_lock(self.settings.index_dir)
             lock.__enter__()
@@ -103,6 +121,8 @@ class BuildManager:
             self._thread.join(timeout)
 
     def _progress(self, phase: str, done: int, total: int) -> None:
+        if self._cancel.is_set():
+            raise BuildCancelledError("the server is shutting down")
         if phase == "read":
             self._update(phase="reading", files_done=done, files_total=total)
         elif phase == "embed":

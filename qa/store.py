@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from qa.chunk import Chunk, sentence_spans
 from qa.errors import IndexCorruptError, IndexIncompatibleError, NotFoundError
 from qa.ingest import Document, Heading
 from qa.lexical import FILES as POSTINGS_FILES
-from qa.lexical import Postings, top, write_postings
+from qa.lexical import Postings, load_array, top, write_postings
 from qa.terms import content_words, stem_set, stemmer
 from qa.vectors import ANN_THRESHOLD, GRAPH_THRESHOLD, build_vector_index, prepare_for_search
 
@@ -201,11 +202,29 @@ class VersionWriter:
 
 
 class IndexVersion:
-    """A read-only, loaded index version; safe to share between threads."""
+    """A read-only, loaded index version; safe to share between threads.
+
+    Loading verifies the version before it can serve: every file is there and readable, and the
+    chunk count agrees across the manifest, SQLite, FAISS, the stored vectors and the postings.
+    Arrays are read into memory unless very large (see `qa.lexical.load_array`).
+
+    A server shares one version between requests: `acquire` and `release` count its users, and
+    a version that `retire` took out of service is closed when its last user is done."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self.name = folder.name
+        self._users = 0
+        self._retired = False
+        self._closed = False
+        self._ref_lock = threading.Lock()
+        try:
+            self._load(folder)
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, folder: Path) -> None:
         for name in (MANIFEST, SQLITE, FAISS, VECTORS):
             if not (folder / name).is_file():
                 raise IndexCorruptError(f"index version {folder} is missing {name}; run 'qa index --full'")
@@ -213,6 +232,8 @@ class IndexVersion:
             self.manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text())
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(f"unreadable manifest in {folder}: {exc}") from exc
+        if not isinstance(self.manifest, dict):
+            raise IndexCorruptError(f"unreadable manifest in {folder}: not a JSON object")
         if self.manifest.get("format_version") not in READABLE_FORMATS:
             raise IndexIncompatibleError(
                 f"index at {folder} has format {self.manifest.get('format_version')!r}, "
@@ -231,19 +252,61 @@ class IndexVersion:
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"unreadable SQLite database in {folder}: {exc}; "
                                     "run 'qa index --full'") from exc
+        self._sqlite_stat = _stat(folder / SQLITE)
         if n != self.faiss.ntotal:
             raise IndexCorruptError(f"index {folder} has {n} chunks but {self.faiss.ntotal} "
                                     "vectors; run 'qa index --full'")
+        counts = self.manifest.get("counts")
+        expected = counts.get("chunks") if isinstance(counts, dict) else None
+        if expected is not None and expected != n:
+            raise IndexCorruptError(f"index {folder} has {n} chunks but its manifest says "
+                                    f"{expected!r}; run 'qa index --full'")
+        try:
+            vectors = load_array(folder / VECTORS)
+        except (OSError, ValueError, EOFError) as exc:
+            raise IndexCorruptError(f"unreadable vectors in {folder}: {exc}; "
+                                    "run 'qa index --full'") from exc
+        if vectors.shape != (n, self.faiss.d) or vectors.dtype.kind != "f":
+            raise IndexCorruptError(f"index {folder} has vectors of shape {vectors.shape}, "
+                                    f"expected ({n}, {self.faiss.d}); run 'qa index --full'")
+        self._all_vectors: np.ndarray | None = vectors
         self.n_chunks = n
-        self._all_vectors: np.ndarray | None = None
         self.format = self.manifest["format_version"]
         self.postings: Postings | None = None
         if self.format >= 3:
             try:
                 self.postings = Postings(folder, self.db, n)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, EOFError, IndexError) as exc:
                 raise IndexCorruptError(f"unreadable BM25 postings in {folder}: {exc}; "
                                         "run 'qa index --full'") from exc
+
+    def intact(self) -> bool:
+        """Whether the files read while serving (SQLite) are still as loaded. A file changed
+        in place means damage: qa never rewrites a published version. A removed file is fine:
+        the open connection keeps it."""
+        now = _stat(self.folder / SQLITE)
+        return now is None or now == self._sqlite_stat
+
+    def acquire(self) -> IndexVersion:
+        """Count one more user; pair with `release`."""
+        with self._ref_lock:
+            self._users += 1
+        return self
+
+    def release(self) -> None:
+        with self._ref_lock:
+            self._users -= 1
+            idle = self._retired and self._users == 0
+        if idle:
+            self.close()
+
+    def retire(self) -> None:
+        """Take the version out of service: close it now if idle, else when its last user ends."""
+        with self._ref_lock:
+            self._retired = True
+            idle = self._users == 0
+        if idle:
+            self.close()
 
     def check_compatible(self, model: str, chunker: dict[str, Any]) -> None:
         """Refuse an index built with another model or chunker."""
@@ -337,9 +400,9 @@ class IndexVersion:
         return np.asarray(self.all_vectors()[np.asarray(ids, dtype=np.int64)], dtype=np.float32)
 
     def all_vectors(self) -> np.ndarray:
-        """Every stored vector (float16, memory-mapped), row i for chunk id i."""
+        """Every stored vector (float16), row i for chunk id i."""
         if self._all_vectors is None:
-            self._all_vectors = np.load(self.folder / VECTORS, mmap_mode="r")
+            raise sqlite3.ProgrammingError("index version is closed")
         return self._all_vectors
 
     def document(self, doc_id: str) -> Document:
@@ -368,4 +431,21 @@ class IndexVersion:
                                (doc_id,)).fetchall()
 
     def close(self) -> None:
-        self.db.close()
+        """Close the connection and drop the arrays (and any file maps); safe to call twice."""
+        with self._ref_lock:
+            if self._closed:
+                return
+            self._closed = True
+        db = getattr(self, "db", None)  # none if loading failed before it was opened
+        if db is not None:
+            db.close()
+        self._all_vectors = None
+        self.postings = None
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns

@@ -255,7 +255,8 @@ async def document_page(request: Request, doc_id: str, highlight: str | None = N
                         passage: str | None = None, span: str | None = None) -> Response:
     """A document with a cited passage, its supporting sentences highlighted and the short
     answer marked inside them."""
-    doc = get_document(request.app.state.engine.version, doc_id)
+    with request.app.state.engine.lease() as version:
+        doc = get_document(version, doc_id)
     try:
         marks = parse_spans(highlight, len(doc.text))
         passages = parse_spans(passage, len(doc.text))[:1]
@@ -277,7 +278,7 @@ async def document_page(request: Request, doc_id: str, highlight: str | None = N
 def _admin(request: Request, status: int = 200, error: str | None = None) -> Response:
     state = request.app.state
     build = state.builds.status()
-    context = {"build": build, "serving": state.engine.version.name, "error": error,
+    context = {"build": build, "serving": state.engine.serving_name or "none", "error": error,
                "token_required": bool(state.settings.admin_token),
                "percent": build_percent(build.state, build.phase, build.files_done,
                                         build.files_total)}

@@ -175,9 +175,12 @@ def test_unknown_route_and_method(client: TestClient):
     assert_error(client.get("/api/ask"), 405, "method_not_allowed")
 
 
-def test_index_gone_after_start_is_503(client: TestClient, built: Settings):
+def test_index_gone_after_start_keeps_the_old_version(client: TestClient, built: Settings):
+    before = client.get("/healthz").json()["index_version"]
     (built.index_dir / "CURRENT").write_text("v999999-missing\n")
-    assert_error(client.post("/api/ask", json={"question": "tea?"}), 503, "index_unavailable")
+    r = client.post("/api/ask", json={"question": "tea?"})
+    assert r.status_code == 200 and r.json()["index_version"] == before
+    assert client.get("/healthz").json()["index_version"] == before
 
 
 def test_rebuild_through_the_admin_routes_switches_the_served_version(built: Settings):
