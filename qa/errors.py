@@ -27,19 +27,21 @@ class CorpusError(QAError):
 class IndexMissingError(QAError):
     """No index has been built at the configured location."""
 
-    public = "no index is being served; see the server log"
+    public = "no index has been built yet; run 'qa index' (the server log has the details)"
 
 
 class IndexIncompatibleError(QAError):
     """The index was built with another model or chunker and must be rebuilt."""
 
-    public = "the index was built with other settings and must be rebuilt; see the server log"
+    public = ("the index was built with other settings or another qa version; run "
+              "'qa index --full'")
 
 
 class IndexCorruptError(QAError):
     """The index folder is damaged or incomplete."""
 
-    public = "the index is damaged or incomplete; see the server log"
+    public = ("the index is damaged or incomplete; run 'qa index --full' (the server log says "
+              "what is wrong)")
 
 
 class BuildLockedError(QAError):
