@@ -18,6 +18,21 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Answer questions from a folder of documents, with citations.")
 
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env QA_INDEX_DIR].")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from qa import __version__
+
+        typer.echo(f"qa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    """Answer questions from a folder of documents, with citations."""
 # Seconds open responses (say, a status event stream during a hung build) get to finish on
 # SIGTERM before they are cut; then the server shuts down without waiting for the build.
 SHUTDOWN_GRACE = 5
@@ -233,15 +248,16 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # usage errors arrive here in non-standalone mode
+        # Typer may bring its own copy of click, so match click's exceptions by shape, not class.
+        name = type(exc).__name__
+        if name == "Exit":
+            sys.exit(getattr(exc, "exit_code", 0))
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None),
+                                                                 int):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if name == "Abort":
             sys.exit(1)
         raise
 

@@ -88,3 +88,12 @@ def test_index_and_ask_on_bundled_corpus(tmp_path: Path):
     imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "qa.onnx_encoder" in imported and "torch" not in imported
+
+
+def test_version_and_usage_errors_are_clean():
+    version = qa("--version")
+    assert version.returncode == 0 and version.stdout.startswith("qa ")
+    for args in (["--nosuch"], ["nosuch"], ["ask"]):
+        result = qa(*args)
+        assert result.returncode == 2, args
+        assert "Traceback" not in result.stderr and "Error:" in result.stderr
