@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -17,6 +18,15 @@ from qa.embed import Embedder
 from qa.errors import BuildLockedError, QAError
 
 log = logging.getLogger(__name__)
+
+
+# An absolute path inside a message: the status is readable without a token, so it names none.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s'\"():,;]+/?)+")
+
+
+def redact(message: str) -> str:
+    """A message with absolute server paths replaced by "<path>"."""
+    return _ABSOLUTE_PATH.sub("<path>", message)
 
 
 class BuildCancelledError(QAError):
@@ -141,7 +151,7 @@ class BuildManager:
             return
         except Exception as exc:  # a bug: report it, keep serving the old version
             log.exception("rebuild crashed")
-            self._update(state="failed", phase=None, error=f"{type(exc).__name__}: {exc}",
+            self._update(state="failed", phase=None, error=redact(f"{type(exc).__name__}: {exc}"),
                          finished_at=time.time())
             return
         finally:
@@ -151,7 +161,8 @@ class BuildManager:
                 self.on_success(report)
             except Exception as exc:
                 log.exception("new index version could not be loaded")
-                self._update(state="failed", error=f"built but not loaded: {exc}",
+                public = getattr(exc, "public", None) or redact(f"{type(exc).__name__}: {exc}")
+                self._update(state="failed", error=f"built but not loaded: {public}",
                              finished_at=time.time(), last_report=report.as_dict())
                 return
         self._update(state="succeeded", phase=None, finished_at=time.time(),

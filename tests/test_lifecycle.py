@@ -196,3 +196,20 @@ def test_build_killed_midway_leaves_index_serving(many: Settings, tmp_path: Path
     report = build_index(many, FakeEmbedder, full=True)  # the lock died with the process
     assert report.documents == len(TOPICS)
     assert not list(IndexDir(many.index_dir).versions.glob(".tmp-*"))
+
+
+def test_rebuild_status_names_no_server_path(settings: Settings):
+    """The status is readable without a token: an unexpected failure's text names no path."""
+    from qa.rebuild import redact
+
+    class Missing(FakeEmbedder):
+        def embed(self, texts, progress=False):
+            raise FileNotFoundError(2, "No such file", str(settings.index_dir / "x.npy"))
+
+    manager = BuildManager(settings, Missing)
+    manager.start(full=True)
+    manager.join(60)
+    status = manager.status()
+    assert status.state == "failed" and "FileNotFoundError" in status.error
+    assert str(settings.index_dir) not in status.error and "<path>" in status.error
+    assert redact("no path here, only 3/4 done") == "no path here, only 3/4 done"
