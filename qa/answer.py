@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from qa.answer_type import asked_kind, holds_kind
 from qa.calibrate import Baseline
-from qa.ingest import looks_like_heading
 from qa.language import ENGLISH, question_language
+from qa.readers import looks_like_heading
 from qa.retrieve import Candidate, query_terms, term_idf
 from qa.span import (
     DATE,
