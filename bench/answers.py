@@ -211,6 +211,8 @@ def main() -> None:
     ap.add_argument("--index-dir", type=Path, help="where the index is built and reused")
     ap.add_argument("--json", type=Path, help="also write the summary and every answer here")
     ap.add_argument("--verbose", action="store_true", help="list the wrong answers")
+    ap.add_argument("--no-text", action="store_true",
+                    help="leave the documents' own sentences out of --json (for a user's data)")
     args = ap.parse_args()
     items = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
     # Named after the folder and its parent, so that news/docs and blog/docs get their own.
@@ -227,6 +229,9 @@ def main() -> None:
         print("\n" + wrong)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
+        if args.no_text:
+            results = [{k: v for k, v in r.items() if k not in ("answer", "cited")}
+                       for r in results]
         report = {"docs": str(args.docs), "questions": str(args.questions),
                   "index_version": engine.version.name, "summary": summary, "results": results}
         args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

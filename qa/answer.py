@@ -272,8 +272,7 @@ def compose(
     # Stable sort: equal scores keep passage order, then reading order.
     scored.sort(key=lambda s: -s.score)
     best = scored[0]
-    missing = best.span is None and not kind_present(question, best.text, stems_of_query,
-                                                     _stem_table([best.text]))
+    missing = not kind_present(question, best.text, stems_of_query, _stem_table([best.text]))
     signals = signals_of(best, lead_stems, candidates[0], idf, version.n_chunks, missing,
                          baseline or DEFAULT_BASELINE)
     confidence = confidence_of(signals)

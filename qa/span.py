@@ -267,11 +267,23 @@ def _trim(sentence: str, a: int, b: int, qwords: set[str], question_stems: set[s
     return a + words[0].start(), a + words[-1].end()
 
 
+_ROLES = re.compile(r"\b(ceo|chief|executive|president|chairman|chairwoman|chairperson|director|"
+                    r"minister|commissioner|secretary|governor|mayor|founder|co-founder|"
+                    r"spokesperson|spokesman|spokeswoman|inventor|coach|captain|ambassador|"
+                    r"chancellor|premier|editor|owner|manager|head coach|principal)s?\b")
+
+
 def kind_present(question: str, sentence: str, question_stems: set[str] | frozenset[str],
                  stem: dict[str, str] | None = None) -> bool:
     """Whether the sentence holds text of the kind the question asks for (True when the kind
-    is not one of STRICT_KINDS). A place may also be a phrase such as "in coastal areas"."""
+    is not one of STRICT_KINDS). A place may also be a phrase such as "in coastal areas"; a
+    name is not checked, but a question about the holder of a role needs the role named."""
     kind = answer_kind(question)
+    if kind == NAME:
+        # "Who is the chief executive?": a sentence that names the holder of a role says the
+        # role too ("its chief executive, Jane Roe").
+        low = sentence.lower()
+        return all(re.search(rf"\b{role}", low) for role in _ROLES.findall(question.lower()))
     if kind not in STRICT_KINDS:
         return True
     if find_span(question, sentence, question_stems, stem) is not None:

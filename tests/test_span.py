@@ -81,3 +81,15 @@ def test_counts_and_measures_want_the_right_kind_of_number():
                      frozenset()).text == "four tonnes"
     # The counted noun the question names is not part of the answer.
     assert find_span("How many cameras were used?", "It used 36 cameras.", frozenset()).text == "36"
+
+
+def test_a_question_about_a_role_needs_the_role_named():
+    from qa.span import kind_present
+
+    named = "Its chief executive, Jane Roe, opened the plant in 2019."
+    unnamed = "The consortium recruited Acme and Initech to build the plant."
+    question = "Who is the chief executive of the consortium?"
+    assert kind_present(question, named, frozenset())
+    assert not kind_present(question, unnamed, frozenset())
+    # Without a role, any sentence may name who did it.
+    assert kind_present("Who built the plant?", unnamed, frozenset())
