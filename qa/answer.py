@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from qa.answer_type import asked_kind, holds_kind
 from qa.calibrate import Baseline
 from qa.language import ENGLISH, question_language
 from qa.readers import looks_like_heading
@@ -155,12 +154,6 @@ def _abstain(question: str, query: str, chunks: list[StoredChunk], candidates: l
 # amount for "how much", a name for "who"; see qa/span.py), on the scale of keyword coverage
 # (0..1).
 ANSWER_TYPE_BONUS = 0.25
-
-
-def answer_type_bonus(question: str, sentence: str, query_stems: frozenset[str] = frozenset()
-                      ) -> float:
-    """A bonus for a sentence that holds what the question's wh-phrase asks for."""
-    return ANSWER_TYPE_BONUS if holds_kind(asked_kind(question), sentence, query_stems) else 0.0
 
 
 def is_heading(chunk_text: str, a: int, b: int) -> bool:

@@ -227,6 +227,10 @@ def _candidates(kind: str, sentence: str, counts: bool = True) -> list[tuple[int
                     continue
                 b = cut
             b = a + len(_POSSESSIVE.sub("", sentence[a:b]))
+            # "Kyoto-made" names Kyoto; "100 Gbps" is a measure, not a name.
+            b = a + len(_MADE_SUFFIX.sub("", sentence[a:b]))
+            if _is_unit(sentence[a:b]) or _AFTER_NUMBER.search(sentence[:a]):
+                continue
             found.append((a, b))
     # Longest first at each start, and no overlaps.
     found.sort(key=lambda s: (s[0], -s[1]))
@@ -237,6 +241,8 @@ def _candidates(kind: str, sentence: str, counts: bool = True) -> list[tuple[int
     return out
 
 
+_MADE_SUFFIX = re.compile(r"-[a-z]+$")
+_AFTER_NUMBER = re.compile(r"\d\s?$")
 _OWNER = re.compile(r"['’]s?\s+[A-Z]")
 _NAME_LIKE = re.compile(r"[A-Z].*[A-Z]|\d|-")
 _COMMON_OPENERS = frozenset("but and yet so meanwhile however while although because since "
@@ -312,7 +318,7 @@ def find_span(question: str, sentence: str, question_stems: set[str] | frozenset
     measuring = kind == NUMBER and bool(_MEASURE.search(q))
     unitless = bool(re.search(r"\bhow (?:old|often)\b", q))  # "45", "twice a year"
     for a, b in _candidates(kind, sentence, counts=not measuring):
-        if kind == NAME:
+        if kind in (NAME, PLACE):
             a, b = _trim(sentence, a, b, qwords, question_stems, stem)
         words = [w.lower() for w in _TOKEN.findall(sentence[a:b])]
         if counting and len(words) > 1 and _is_unit(words[-1]) and words[-1] not in qwords:

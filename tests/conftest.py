@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Sequence
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,33 @@ from qa.build import build_index
 from qa.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def uvicorn_thread(config: object) -> Iterator[str]:
+    """A real uvicorn server for `config` (a uvicorn.Config) in a thread; yields its base URL."""
+    import uvicorn
+
+    assert isinstance(config, uvicorn.Config)
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
 
 
 class FakeEmbedder:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +14,7 @@ from qa.api import create_app
 from qa.config import Settings
 from qa.ingest import document_id
 
-from .conftest import REPO, FakeEmbedder
+from .conftest import REPO, FakeEmbedder, free_port, uvicorn_thread
 from .test_hostile_corpus import HOSTILE_HTML
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -33,32 +30,15 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serving(settings: Settings) -> Iterator[str]:
     """uvicorn in a thread on a free loopback port; yields the base URL."""
     import uvicorn
 
-    port = free_port()
-    config = uvicorn.Config(create_app(settings, FakeEmbedder), host="127.0.0.1", port=port,
-                            log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    config = uvicorn.Config(create_app(settings, FakeEmbedder), host="127.0.0.1",
+                            port=free_port(), log_level="warning")
+    with uvicorn_thread(config) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,7 +17,7 @@ from typer.testing import CliRunner
 from qa.api import create_app
 from qa.config import Settings
 
-from .conftest import FakeEmbedder
+from .conftest import FakeEmbedder, free_port, uvicorn_thread
 
 ASK = {"question": "Which company brought tea to London?"}
 CHAT = {"model": "qa", "messages": [{"role": "user", "content": ASK["question"]}]}
@@ -244,12 +241,6 @@ def test_a_locked_index_names_no_server_path(built: Settings):
 # --- as `qa serve` runs it: real uvicorn, real sockets --------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def qa_serve(settings: Settings, monkeypatch: pytest.MonkeyPatch,
              **env: str) -> Iterator[str]:
@@ -269,18 +260,8 @@ def qa_serve(settings: Settings, monkeypatch: pytest.MonkeyPatch,
                                           "--index", str(settings.index_dir), "--port", str(port)])
     assert result.exit_code == 0, result.output
     options = {**captured["options"], "log_level": "warning"}
-    srv = uvicorn.Server(uvicorn.Config(captured["app"], **options))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    with uvicorn_thread(uvicorn.Config(captured["app"], **options)) as url:
+        yield url
 
 
 def test_served_app_refuses_rebinding_and_cross_site_posts(built: Settings,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -26,7 +25,7 @@ from qa.config import Settings
 from qa.engine import Engine
 from qa.index_dir import IndexDir
 
-from .conftest import REPO, FakeEmbedder
+from .conftest import REPO, FakeEmbedder, free_port
 
 ASK = {"question": "Which company brought tea to London?"}
 DAMAGES = ["truncated vectors", "manifest", "missing version", "garbage CURRENT"]
@@ -223,12 +222,6 @@ SERVER = textwrap.dedent("""
     uvicorn.run(create_app(Settings(), HangingBuilds), host="127.0.0.1", port={port},
                 log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE)
 """)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,11 @@ import httpx
 import openai
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, free_port
 
 pytestmark = pytest.mark.model
 
 Q1 = "Which consortium will mass-produce 2-nanometre chips in Japan?"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(index_dir: Path, port: int, log: Path) -> subprocess.Popen:

@@ -93,3 +93,10 @@ def test_a_question_about_a_role_needs_the_role_named():
     assert not kind_present(question, unnamed, frozenset())
     # Without a role, any sentence may name who did it.
     assert kind_present("Who built the plant?", unnamed, frozenset())
+
+
+def test_units_are_not_names_and_made_in_names_the_place():
+    record = "Rivals lead the market, while Acme holds the record for speed (100 Gbps, a first)."
+    assert find_span("Which firm holds the speed record?", record, frozenset()).text == "Acme"
+    made = "Carmakers could use Kyoto-made chips from the new line."
+    assert find_span("Which city's chips could carmakers use?", made, frozenset()).text == "Kyoto"
