@@ -32,15 +32,15 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.build import build_index
 from qa.config import Settings
-from qa.embed import load_embedder
-from qa.engine import Engine
 from qa.errors import QAError
-from qa.followup import ask_in_conversation
+from qa.index.build import build_index
+from qa.index.embed import load_embedder
+from qa.search.engine import Engine
+from qa.search.followup import ask_in_conversation
 
 if TYPE_CHECKING:
-    from qa.answer import Answer
+    from qa.search.answer import Answer
 
 History = Sequence[tuple[str, str]]
 SCORED = ("answerable", "other_language", "standalone mid-chat", "followup")

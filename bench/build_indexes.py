@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from qa.config import Settings
-from qa.datasets import load_dataset
-from qa.embed import load_embedder
-from qa.evaluate import prepare_index
+from qa.eval.datasets import load_dataset
+from qa.eval.evaluate import prepare_index
+from qa.index.embed import load_embedder
 
 
 def main() -> None:

@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from qa.build import build_index
 from qa.config import Settings
-from qa.embed import load_counter, load_embedder, resolve_model_path
+from qa.index.build import build_index
+from qa.index.embed import load_counter, load_embedder, resolve_model_path
 
 
 def main() -> None:
@@ -53,7 +53,7 @@ def main() -> None:
     qa_s = time.perf_counter() - t
 
     db = sqlite3.connect(next((work / "index" / "versions").glob("v*")) / "chunks.sqlite")
-    from qa.chunk import Chunk, embedding_text
+    from qa.index.chunk import Chunk, embedding_text
 
     texts = [embedding_text(Chunk("", 0, 0, 0, text, None, section), title, settings.embed_context)
              for text, section, title in db.execute(

@@ -1,4 +1,4 @@
-"""Fit the abstention model (qa.answer.CONFIDENCE_MODEL) on several corpora; report per corpus.
+"""Fit the abstention model (qa.search.answer.CONFIDENCE_MODEL) on several corpora; report per corpus.
 
     python bench/fit_confidence.py SQUAD_DIR SEED_DIR --root CACHE [--per-fold 1500] [--json OUT]
 
@@ -27,13 +27,13 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 
-from qa.answer import CONFIDENCE_FEATURES, confidence_of
-from qa.build import build_index
 from qa.config import Settings
-from qa.datasets import DatasetDoc, load_dataset
-from qa.embed import Embedder, load_embedder
-from qa.engine import Engine
-from qa.evaluate import prepare_index
+from qa.eval.datasets import DatasetDoc, load_dataset
+from qa.eval.evaluate import prepare_index
+from qa.index.build import build_index
+from qa.index.embed import Embedder, load_embedder
+from qa.search.answer import CONFIDENCE_FEATURES, confidence_of
+from qa.search.engine import Engine
 
 DATA = Path(__file__).parent / "data"
 FIT = ("squad-even", "news", "techdoc")
@@ -157,7 +157,7 @@ def main() -> None:
     w = np.array([len(fit) / (len(FIT) * per_corpus[r[0]]) for r in fit])
     model = LogisticRegression(C=1.0, max_iter=2000).fit(X, y, sample_weight=w)
     p = model.predict_proba(X)[:, 1]
-    # A missing kind of answer halves the confidence (qa.answer.KIND_MISSING_FACTOR), which
+    # A missing kind of answer halves the confidence (qa.search.answer.KIND_MISSING_FACTOR), which
     # puts it below the default threshold whatever the threshold: count those as abstentions.
     p = np.where(X[:, CONFIDENCE_FEATURES.index("kind_missing")] > 0, 0.0, p)
     # The highest threshold that abstains on at most MAX_ANSWERABLE_ABSTAINED of the answerable

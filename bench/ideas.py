@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.datasets import clean_paragraph, load_dataset
-from qa.evaluate import ndcg_at
-from qa.store import fts_query
-from qa.terms import STOPWORDS, WORD, query_terms, stemmer
+from qa.eval.datasets import clean_paragraph, load_dataset
+from qa.eval.evaluate import ndcg_at
+from qa.index.store import fts_query
+from qa.index.terms import STOPWORDS, WORD, query_terms, stemmer
 
 CAP, NUM, YEAR = 1, 2, 4  # token flags: capitalised inside a sentence, a number, a year or month
 MONTHS = set("january february march april june july august september october november december"
@@ -188,7 +188,7 @@ def load(args):
     vec_file = cache / f"qvec-{qkey}.npy"  # same name as bench/tune.py's cache
     if not vec_file.is_file():
         from qa.config import Settings
-        from qa.embed import load_embedder
+        from qa.index.embed import load_embedder
         embedder = load_embedder(Settings(embed_backend="torch"))  # the indexes were built so
         np.save(vec_file, embedder.embed([q.text for q in queries]))
     qvecs = np.load(vec_file).astype(np.float32)

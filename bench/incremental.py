@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from qa.build import build_index
 from qa.config import Settings
-from qa.embed import load_embedder
+from qa.index.build import build_index
+from qa.index.embed import load_embedder
 
 WORDS = ("river mountain harbour engine treaty market signal protein orbit glacier"
          " circuit ledger archive festival vaccine turbine satellite canal monsoon"

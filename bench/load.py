@@ -51,7 +51,7 @@ FAKE_CHILD = """
 import sys
 sys.path.insert(0, {repo!r})
 import uvicorn
-from qa.api import create_app
+from qa.server.api import create_app
 from qa.config import Settings
 from tests.conftest import FakeEmbedder
 s = Settings()

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import Settings
-from qa.embed import load_embedder
-from qa.index_dir import IndexDir
+from qa.index.embed import load_embedder
+from qa.index.index_dir import IndexDir
 
 
 def main() -> None:

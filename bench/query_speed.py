@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.answer import compose
 from qa.config import Settings
-from qa.engine import Engine
-from qa.retrieve import Retriever
-
+from qa.search.answer import compose
+from qa.search.engine import Engine
+from qa.search.retrieve import Retriever
 
 PHASES = ("encode query", "hybrid retrieval", "answer selection", "retrieval + answer",
           "end to end (Engine.ask)")
@@ -81,7 +80,7 @@ def main() -> None:
     if args.txtai_corpus:
         from txtai import Embeddings
 
-        from qa.embed import resolve_model_path
+        from qa.index.embed import resolve_model_path
 
         docs = [json.loads(line) for line in open(args.txtai_corpus, encoding="utf-8")]
         tx = Embeddings(path=str(resolve_model_path(settings.model)), content=True, hybrid=True)

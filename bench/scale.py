@@ -24,11 +24,11 @@ import numpy as np
 
 
 def run_size(base: Path, n: int, work: Path, threshold: int, graph_threshold: int) -> dict:
-    from qa.chunk import Chunk
-    from qa.index_dir import IndexDir
-    from qa.ingest import Document
-    from qa.retrieve import Retriever, query_terms
-    from qa.store import IndexVersion, VersionWriter
+    from qa.index.chunk import Chunk
+    from qa.index.index_dir import IndexDir
+    from qa.index.ingest import Document
+    from qa.index.store import IndexVersion, VersionWriter
+    from qa.search.retrieve import Retriever, query_terms
 
     src = IndexDir(base).open_current()
     rows = src.db.execute("SELECT text, start, sentences FROM chunks ORDER BY id").fetchall()

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import tune  # noqa: E402
 
 from qa.config import Settings  # noqa: E402
-from qa.embed import load_embedder  # noqa: E402
-from qa.evaluate import prepare_index  # noqa: E402
-from qa.retrieve import query_terms, term_idf  # noqa: E402
+from qa.eval.evaluate import prepare_index  # noqa: E402
+from qa.index.embed import load_embedder  # noqa: E402
+from qa.search.retrieve import query_terms, term_idf  # noqa: E402
 
 
 def main() -> None:

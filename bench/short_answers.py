@@ -17,10 +17,10 @@ import random
 from pathlib import Path
 
 from qa.config import Settings
-from qa.datasets import load_dataset
-from qa.embed import load_embedder
-from qa.engine import Engine
-from qa.evaluate import _squad_norm, prepare_index, token_f1
+from qa.eval.datasets import load_dataset
+from qa.eval.evaluate import _squad_norm, prepare_index, token_f1
+from qa.index.embed import load_embedder
+from qa.search.engine import Engine
 
 
 def main() -> None:

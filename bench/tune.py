@@ -18,11 +18,19 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import Settings
-from qa.datasets import load_dataset
-from qa.embed import load_embedder
-from qa.evaluate import (chunk_answers, doc_ranking, locate_gold, mrr_at, ndcg_at,
-                         normalised_answers, prepare_index, recall_at)
-from qa.retrieve import Retriever
+from qa.eval.datasets import load_dataset
+from qa.eval.evaluate import (
+    chunk_answers,
+    doc_ranking,
+    locate_gold,
+    mrr_at,
+    ndcg_at,
+    normalised_answers,
+    prepare_index,
+    recall_at,
+)
+from qa.index.embed import load_embedder
+from qa.search.retrieve import Retriever
 
 
 def load(args: argparse.Namespace):

@@ -92,9 +92,9 @@ def index(
         "--watch", help="After building, keep rebuilding when corpus files change.")] = False,
 ) -> None:
     """Build or update the index of a corpus folder."""
-    from qa.api import cached
-    from qa.build import build_index
-    from qa.embed import load_embedder
+    from qa.index.build import build_index
+    from qa.index.embed import load_embedder
+    from qa.server.api import cached
 
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir)
     factory = cached(lambda: load_embedder(settings))
@@ -105,7 +105,7 @@ def index(
     import threading
 
     from qa.errors import QAError as BuildError
-    from qa.watch import watch as watch_corpus
+    from qa.index.watch import watch as watch_corpus
 
     def show(result: Any) -> None:
         if isinstance(result, BuildError):
@@ -147,7 +147,7 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Answer a question from the index, citing passages."""
-    from qa.engine import Engine, check_question
+    from qa.search.engine import Engine, check_question
 
     settings = _settings(index_dir=index_dir)
     check_question(question, settings.max_question_chars)  # fail fast, before loading anything
@@ -172,8 +172,8 @@ def serve(
     """Serve the chat page, the JSON API and OpenAI-compatible endpoints."""
     import uvicorn
 
-    from qa.api import cached, create_app, load_engine
-    from qa.embed import load_embedder
+    from qa.index.embed import load_embedder
+    from qa.server.api import cached, create_app, load_engine
 
     logging.getLogger("qa").setLevel(logging.INFO)
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, host=host, port=port)
@@ -205,8 +205,8 @@ def eval_(
         "--json", help="Also write the report to this JSON file.")] = None,
 ) -> None:
     """Measure retrieval, answers and abstention on an evaluation dataset."""
-    from qa.embed import load_embedder
-    from qa.evaluate import format_report, run_eval
+    from qa.eval.evaluate import format_report, run_eval
+    from qa.index.embed import load_embedder
 
     settings = _settings()
     root = index_dir or Path(".qa-eval") / (dataset_dir.resolve().name or "dataset")

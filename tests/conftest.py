@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.build import build_index
 from qa.config import Settings
+from qa.index.build import build_index
 
 REPO = Path(__file__).resolve().parent.parent
 

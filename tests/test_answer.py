@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from qa.answer import CONFIDENCE_FEATURES, Citation, _citations, confidence_of
 from qa.config import Settings
-from qa.engine import Engine
-from qa.retrieve import Candidate
-from qa.store import StoredChunk
+from qa.index.store import StoredChunk
+from qa.search.answer import CONFIDENCE_FEATURES, Citation, _citations, confidence_of
+from qa.search.engine import Engine
+from qa.search.retrieve import Candidate
 
 from .conftest import FakeEmbedder
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.build import build_index
 from qa.config import Settings
-from qa.engine import Engine
+from qa.index.build import build_index
+from qa.search.engine import Engine
 
 from .conftest import FakeEmbedder
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from qa.answer import NO_TERMS, compose
-from qa.build import build_index
 from qa.config import Settings
-from qa.embed import load_embedder
-from qa.engine import Engine
-from qa.followup import ask_in_conversation
+from qa.index.build import build_index
+from qa.index.embed import load_embedder
+from qa.search.answer import NO_TERMS, compose
+from qa.search.engine import Engine
+from qa.search.followup import ask_in_conversation
 
 from .conftest import FakeEmbedder
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
 from qa.config import Settings
-from qa.ingest import document_id
-from qa.schemas import MAX_BODY_BYTES
+from qa.index.ingest import document_id
+from qa.server.api import create_app
+from qa.server.schemas import MAX_BODY_BYTES
 
 from .conftest import FakeEmbedder
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from qa.api import create_app
 from qa.config import Settings
-from qa.ingest import document_id
+from qa.index.ingest import document_id
+from qa.server.api import create_app
 
 from .conftest import REPO, FakeEmbedder, free_port, uvicorn_thread
 from .test_hostile_corpus import HOSTILE_HTML

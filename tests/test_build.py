@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from qa.build import build_index
 from qa.config import Settings
-from qa.engine import Engine
 from qa.errors import BuildLockedError, CorpusError, IndexCorruptError, IndexIncompatibleError
-from qa.index_dir import IndexDir
+from qa.index.build import build_index
+from qa.index.index_dir import IndexDir
+from qa.search.engine import Engine
 
 from .conftest import FakeEmbedder
 
@@ -64,7 +64,7 @@ def test_stale_temp_folder_is_removed(built: Settings, fake_embedder: FakeEmbedd
 
 
 def test_second_build_is_refused_while_locked(built: Settings, fake_embedder: FakeEmbedder):
-    from qa.build import build_lock
+    from qa.index.build import build_lock
 
     with build_lock(built.index_dir):
         with pytest.raises(BuildLockedError, match="another build"):

@@ -1,7 +1,7 @@
-from qa.chunk import chunk_document, sentence_spans
 from qa.config import Settings
-from qa.embed import load_counter
-from qa.ingest import parse_file
+from qa.index.chunk import chunk_document, sentence_spans
+from qa.index.embed import load_counter
+from qa.index.ingest import parse_file
 
 COUNTER = load_counter(Settings())
 

@@ -87,7 +87,7 @@ def test_index_and_ask_on_bundled_corpus(tmp_path: Path):
     assert traced.returncode == 0, traced.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "qa.onnx_encoder" in imported and "torch" not in imported
+    assert "qa.index.onnx_encoder" in imported and "torch" not in imported
 
 
 def test_version_and_usage_errors_are_clean():

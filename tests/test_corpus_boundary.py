@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from qa.build import BuildReport, build_index, build_lock
 from qa.config import Settings
 from qa.errors import BuildTimeoutError
-from qa.index_dir import IndexDir
-from qa.ingest import UnreadableFile, read_corpus_file
+from qa.index.build import BuildReport, build_index, build_lock
+from qa.index.index_dir import IndexDir
+from qa.index.ingest import UnreadableFile, read_corpus_file
 
 from .conftest import FakeEmbedder
 

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from qa.api import create_app
 from qa.config import Settings
+from qa.server.api import create_app
 
 from .conftest import FakeEmbedder, free_port, uvicorn_thread
 
@@ -226,7 +226,7 @@ def test_index_errors_name_no_server_path(built: Settings, damage: str,
 
 
 def test_a_locked_index_names_no_server_path(built: Settings):
-    from qa.build import build_lock
+    from qa.index.build import build_lock
 
     with app_client(built) as c, build_lock(built.index_dir):
         r = c.post("/api/index/rebuild", json={})
@@ -247,7 +247,8 @@ def qa_serve(settings: Settings, monkeypatch: pytest.MonkeyPatch,
     """The app and uvicorn options `qa serve` uses, on a free loopback port; yields its URL."""
     import uvicorn
 
-    from qa import cli, embed
+    from qa import cli
+    from qa.index import embed
 
     captured: dict[str, Any] = {}
     monkeypatch.setattr(embed, "load_embedder", lambda s: FakeEmbedder())

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.embed import load_embedder, model_id, resolve_model_path
 from qa.errors import QAError
+from qa.index.embed import load_embedder, model_id, resolve_model_path
 
 TEXTS = [
     "The Netherlands put €133 million into photonic integrated circuits.",

@@ -1,8 +1,8 @@
 import pytest
 
 from qa.config import Settings
-from qa.engine import Engine
 from qa.errors import BadQuestionError
+from qa.search.engine import Engine
 
 from .conftest import FakeEmbedder
 

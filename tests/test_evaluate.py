@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from qa.config import Settings
-from qa.datasets import load_dataset
 from qa.errors import DatasetError
-from qa.evaluate import (
+from qa.eval.datasets import load_dataset
+from qa.eval.evaluate import (
     abstention_scores,
     format_report,
     mrr_at,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from qa.config import Settings
-from qa.engine import Engine
 from qa.errors import BadQuestionError
-from qa.followup import ask_in_conversation, content_words, is_followup, kind, names, resolve
+from qa.search.engine import Engine
+from qa.search.followup import ask_in_conversation, content_words, is_followup, kind, names, resolve
 
 from .conftest import FakeEmbedder
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
-from qa.build import build_index, build_lock
 from qa.config import Settings
-from qa.limits import OverloadedError, TimedOutError, TokenBuckets, WorkGate
+from qa.index.build import build_index, build_lock
+from qa.server.api import create_app
+from qa.server.limits import OverloadedError, TimedOutError, TokenBuckets, WorkGate
 
 from .conftest import REPO, FakeEmbedder
 
@@ -103,7 +103,7 @@ HOLD_LOCK = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {repo!r})
     from pathlib import Path
-    from qa.build import build_lock
+    from qa.index.build import build_lock
     with build_lock(Path({index!r})):
         print("locked", flush=True)
         sys.stdin.readline()

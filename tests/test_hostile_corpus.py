@@ -6,10 +6,10 @@ import io
 import zipfile
 from pathlib import Path
 
-from qa.build import build_index
 from qa.config import Settings
-from qa.engine import Engine
-from qa.index_dir import IndexDir
+from qa.index.build import build_index
+from qa.index.index_dir import IndexDir
+from qa.search.engine import Engine
 
 from .conftest import FakeEmbedder, make_docx
 

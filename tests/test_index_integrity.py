@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
-from qa.build import build_index
 from qa.config import Settings
-from qa.engine import Engine
-from qa.index_dir import IndexDir
+from qa.index.build import build_index
+from qa.index.index_dir import IndexDir
+from qa.search.engine import Engine
+from qa.server.api import create_app
 
 from .conftest import REPO, FakeEmbedder, free_port
 
@@ -73,7 +73,7 @@ def add_moon(settings: Settings) -> None:
 @pytest.mark.parametrize("kind", ["vectors", "postings", "manifest counts"])
 def test_a_version_that_disagrees_with_its_manifest_is_not_loaded(built: Settings, kind: str):
     from qa.errors import IndexCorruptError
-    from qa.store import IndexVersion
+    from qa.index.store import IndexVersion
 
     folder = current_folder(built)
     if kind == "vectors":
@@ -208,7 +208,7 @@ SERVER = textwrap.dedent("""
     import sys, threading, time
     sys.path.insert(0, {repo!r})
     import uvicorn
-    from qa.api import create_app
+    from qa.server.api import create_app
     from qa.cli import SHUTDOWN_GRACE
     from qa.config import Settings
     from tests.conftest import FakeEmbedder

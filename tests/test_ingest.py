@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.clean import clean_text
 from qa.errors import CorpusError
-from qa.ingest import UnreadableFile, iter_corpus_files, parse_file
+from qa.index.clean import clean_text
+from qa.index.ingest import UnreadableFile, iter_corpus_files, parse_file
 
 from .conftest import make_docx, make_pdf
 

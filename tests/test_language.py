@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.language import ENGLISH, question_language
+from qa.search.language import ENGLISH, question_language
 
 
 @pytest.mark.parametrize(("question", "language"), [

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.index_dir import IndexDir
-from qa.terms import query_terms
+from qa.index.index_dir import IndexDir
+from qa.index.terms import query_terms
 
 QUESTIONS = [
     "Which company brought tea to London?",
@@ -48,7 +48,7 @@ def test_doc_freqs_agree_with_fts5(built: Settings):
 @pytest.mark.parametrize("incremental", [False, True])
 def test_stored_sentences_cover_each_chunk(built: Settings, incremental: bool):
     if incremental:  # unchanged files keep the sentences their previous version stored
-        from qa.build import build_index
+        from qa.index.build import build_index
 
         from .conftest import FakeEmbedder
 
@@ -74,7 +74,7 @@ def test_stored_sentences_cover_each_chunk(built: Settings, incremental: bool):
 @pytest.mark.parametrize("damage", ["short", "out of range"])
 def test_damaged_postings_are_reported(built: Settings, damage: str):
     from qa.errors import IndexCorruptError
-    from qa.store import IndexVersion
+    from qa.index.store import IndexVersion
 
     folder = IndexDir(built.index_dir).versions / IndexDir(built.index_dir).current_name()
     ids = np.load(folder / "postings_chunks.npy")
@@ -88,7 +88,7 @@ def test_damaged_postings_are_reported(built: Settings, damage: str):
 
 
 def test_an_index_of_the_previous_format_still_answers(built: Settings):
-    from qa.engine import Engine
+    from qa.search.engine import Engine
 
     from .conftest import FakeEmbedder
 

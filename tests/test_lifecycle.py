@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from qa.build import build_index
 from qa.config import Settings
-from qa.engine import Engine
 from qa.errors import BuildLockedError
-from qa.index_dir import IndexDir
-from qa.rebuild import BuildManager
+from qa.index.build import build_index
+from qa.index.index_dir import IndexDir
+from qa.index.rebuild import BuildManager
+from qa.search.engine import Engine
 
 from .conftest import REPO, FakeEmbedder
 
@@ -118,7 +118,7 @@ def test_queries_during_three_rebuilds_never_fail(many: Settings):
             if folder.exists():
                 key = (a.index_version, c.document_id)
                 if key not in version_docs:
-                    from qa.store import IndexVersion
+                    from qa.index.store import IndexVersion
 
                     v = IndexVersion(folder)
                     version_docs[key] = v.document(c.document_id).text
@@ -160,7 +160,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {repo!r})
     from pathlib import Path
-    from qa.build import build_index
+    from qa.index.build import build_index
     from qa.config import Settings
     from tests.conftest import FakeEmbedder
 
@@ -200,7 +200,7 @@ def test_build_killed_midway_leaves_index_serving(many: Settings, tmp_path: Path
 
 def test_rebuild_status_names_no_server_path(settings: Settings):
     """The status is readable without a token: an unexpected failure's text names no path."""
-    from qa.rebuild import redact
+    from qa.index.rebuild import redact
 
     class Missing(FakeEmbedder):
         def embed(self, texts, progress=False):

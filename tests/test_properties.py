@@ -3,11 +3,11 @@
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.chunk import chunk_document, sentence_spans
-from qa.clean import clean_text
 from qa.config import Settings
-from qa.embed import load_counter
-from qa.ingest import UnreadableFile, parse_file
+from qa.index.chunk import chunk_document, sentence_spans
+from qa.index.clean import clean_text
+from qa.index.embed import load_counter
+from qa.index.ingest import UnreadableFile, parse_file
 
 COUNTER = load_counter(Settings())
 

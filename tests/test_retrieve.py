@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from qa.config import Settings
-from qa.engine import Engine
-from qa.retrieve import Candidate, Retriever, best_sentence, fuse_rrf, query_terms, stemmer
+from qa.search.engine import Engine
+from qa.search.retrieve import Candidate, Retriever, best_sentence, fuse_rrf, query_terms, stemmer
 
 from .conftest import FakeEmbedder
 
@@ -54,14 +54,14 @@ def test_stop_word_query_retrieves_nothing(built: Settings):
 
 def test_score_with_single_candidate():
     r = Retriever.__new__(Retriever)
-    from qa.retrieve import DEFAULT_WEIGHTS
+    from qa.search.retrieve import DEFAULT_WEIGHTS
     r.weights = DEFAULT_WEIGHTS
     out = r.score([Candidate(7, 0.0, dense=0.3, lexical=2.0, sentence=0.5)])
     assert out[0].chunk_id == 7 and out[0].score > 0
 
 
 def test_search_fills_every_result_even_past_the_rerank_depth(built: Settings):
-    from qa.retrieve import Weights
+    from qa.search.retrieve import Weights
 
     engine = Engine(built, FakeEmbedder)
     q = "tea London company volcano"
@@ -75,7 +75,7 @@ def test_search_fills_every_result_even_past_the_rerank_depth(built: Settings):
 
 
 def test_stemmer_stays_right_when_its_cache_fills():
-    from qa.terms import Stemmer
+    from qa.index.terms import Stemmer
 
     s = Stemmer(max_cache=3)
     first = s.stems(["running", "erupted", "bees", "volcanoes"])

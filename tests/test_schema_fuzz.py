@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from starlette.types import Receive, Scope, Send
 
-from qa.api import create_app
 from qa.config import Settings
+from qa.server.api import create_app
 
 from .conftest import FakeEmbedder
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.span import DATE, MONEY, NAME, NUMBER, PERCENT, PLACE, answer_kind, find_span
+from qa.search.span import DATE, MONEY, NAME, NUMBER, PERCENT, PLACE, answer_kind, find_span
 
 SENTENCE = ("The harbour board put €48 million into the new locks in Rotterdam, and the dredging "
             "firm Van Oord will finish them by 2029, lifting capacity by 15%.")
@@ -84,7 +84,7 @@ def test_counts_and_measures_want_the_right_kind_of_number():
 
 
 def test_a_question_about_a_role_needs_the_role_named():
-    from qa.span import kind_present
+    from qa.search.span import kind_present
 
     named = "Its chief executive, Jane Roe, opened the plant in 2019."
     unnamed = "The consortium recruited Acme and Initech to build the plant."

@@ -1,7 +1,7 @@
 import faiss
 import numpy as np
 
-from qa.vectors import build_vector_index, prepare_for_search
+from qa.index.vectors import build_vector_index, prepare_for_search
 
 
 def clustered(n: int, dim: int = 64, centers: int = 200, seed: int = 0) -> np.ndarray:

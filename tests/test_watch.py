@@ -2,10 +2,10 @@ import threading
 import time
 from pathlib import Path
 
-from qa.build import BuildReport, build_index
 from qa.config import Settings
 from qa.errors import QAError
-from qa.watch import watch
+from qa.index.build import BuildReport, build_index
+from qa.index.watch import watch
 
 from .conftest import FakeEmbedder
 

@@ -12,11 +12,10 @@ import pytest
 from bs4 import BeautifulSoup
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
-from qa.build import build_index
 from qa.config import Settings
-from qa.ingest import document_id
-from qa.web import STATIC_DIR
+from qa.index.build import build_index
+from qa.index.ingest import document_id
+from qa.server.api import create_app
 
 from .conftest import FakeEmbedder
 
@@ -57,7 +56,7 @@ def test_static_urls_carry_the_content_hash(client: TestClient):
     urls = [page.find("script")["src"], page.find("link", rel="stylesheet")["href"]]
     for url in urls:
         name, version = re.fullmatch(r"/static/([\w.]+)\?v=(\w+)", url).groups()
-        content = (STATIC_DIR / name).read_bytes()
+        content = (Path(__file__).parent.parent / "web" / "static" / name).read_bytes()
         assert version == hashlib.sha256(content).hexdigest()[:12]
         assert client.get(url).content == content
 
@@ -216,10 +215,10 @@ def spanned(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     """The form's engine, answering with the short answer "1660s" (or none, if not found)."""
     import dataclasses
 
-    import qa.web
-    from qa.answer import AnswerSpan
+    import qa.server.web
+    from qa.search.answer import AnswerSpan
 
-    real = qa.web.ask_in_conversation
+    real = qa.server.web.ask_in_conversation
 
     def ask(*args, **kwargs):
         answer = real(*args, **kwargs)
@@ -227,7 +226,7 @@ def spanned(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> TestClient:
         return dataclasses.replace(
             answer, answer_span=AnswerSpan("1660s", n, doc_id, start, start + len("1660s")))
 
-    monkeypatch.setattr(qa.web, "ask_in_conversation", ask)
+    monkeypatch.setattr(qa.server.web, "ask_in_conversation", ask)
     return client
 
 

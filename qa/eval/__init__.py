@@ -1,0 +1,1 @@
+"""Evaluation on BEIR and SQuAD-style datasets: retrieval, answers and abstention."""

@@ -1,0 +1,1 @@
+"""The HTTP edge: the JSON API, OpenAI-compatible routes, the chat and admin pages."""
