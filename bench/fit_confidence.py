@@ -1,4 +1,4 @@
-"""Fit the abstention model (qa.search.answer.CONFIDENCE_MODEL) on several corpora; report per corpus.
+"""Fit the abstention model (qa.search.answer.CONFIDENCE_MODEL) on several corpora; report each.
 
     python bench/fit_confidence.py SQUAD_DIR SEED_DIR --root CACHE [--per-fold 1500] [--json OUT]
 

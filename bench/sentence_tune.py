@@ -89,7 +89,7 @@ def main() -> None:
 
     def run(name, scorer):
         m = {"hit@1": [], "hit@5": [], "sent@1": []}
-        for q, rows in zip(queries, enriched, strict=True):
+        for rows in enriched:
             if not rows:
                 for v in m.values():
                     v.append(0.0)

@@ -40,7 +40,8 @@ def load(args: argparse.Namespace):
     queries = ds.queries
     if args.sample and args.sample < len(queries):
         queries = random.Random(args.seed).sample(queries, args.sample)
-    key = hashlib.sha1(("|".join(q.id for q in queries) + prep.version.name).encode()).hexdigest()[:12]
+    ids = "|".join(q.id for q in queries)
+    key = hashlib.sha1((ids + prep.version.name).encode()).hexdigest()[:12]
     cache = args.root / "cache"
     cache.mkdir(exist_ok=True)
     qkey = hashlib.sha1("|".join(q.id for q in queries).encode()).hexdigest()[:12]
@@ -144,7 +145,8 @@ def main() -> None:
     for name, f in runs.items():
         print(f"{name:40s} {evaluate(ds, queries, feats, f)}")
     if args.grid:
-        norms = {"mm/max": (mm, maxn), "mm/mm": (mm, mm), "z/z": (zs, zs), "raw/max": (lambda x: x, maxn)}
+        norms = {"mm/max": (mm, maxn), "mm/mm": (mm, mm), "z/z": (zs, zs),
+                 "raw/max": (lambda x: x, maxn)}
         for (nn, (fd, fb)), wd, ws in itertools.product(
                 norms.items(), [0.2, 0.3, 0.4, 0.5, 0.6], [0.0, 0.1, 0.2, 0.3, 0.4]):
             wb = 1 - wd - ws
@@ -153,7 +155,8 @@ def main() -> None:
             def f(r, fd=fd, fb=fb, wd=wd, ws=ws, wb=wb):
                 d, b, s = cols(r)
                 return wd * fd(d) + wb * fb(b) + ws * s
-            print(f"{nn} d={wd:.1f} b={wb:.1f} s={ws:.1f}".ljust(40), evaluate(ds, queries, feats, f))
+            label = f"{nn} d={wd:.1f} b={wb:.1f} s={ws:.1f}"
+            print(label.ljust(40), evaluate(ds, queries, feats, f))
 
 
 if __name__ == "__main__":

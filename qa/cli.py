@@ -67,7 +67,8 @@ def _print_report(report: Any, settings: Settings, as_json: bool) -> None:
         typer.echo(json.dumps(report.as_dict(), indent=2))
         return
     kind = "full build" if report.full else "incremental build"
-    typer.echo(f"{kind} of {settings.corpus_dir} -> {settings.index_dir} (version {report.version})")
+    typer.echo(f"{kind} of {settings.corpus_dir} -> {settings.index_dir} "
+               f"(version {report.version})")
     if report.full_reason and report.full and report.full_reason != "--full requested":
         typer.echo(f"  full because: {report.full_reason}")
     typer.echo(f"  files: {report.files}  documents: {report.documents}  chunks: {report.chunks}  "
@@ -84,7 +85,8 @@ def _print_report(report: Any, settings: Settings, as_json: bool) -> None:
 
 @app.command()
 def index(
-    corpus_dir: Annotated[Path | None, typer.Argument(help="Corpus folder [env QA_CORPUS_DIR].")] = None,
+    corpus_dir: Annotated[Path | None, typer.Argument(
+        help="Corpus folder [env QA_CORPUS_DIR].")] = None,
     index_dir: IndexOpt = None,
     full: Annotated[bool, typer.Option("--full", help="Rebuild everything.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -135,7 +137,8 @@ def _format_answer(answer: Any) -> str:
         lines.append(f"[{c.n}] {c.title} - {', '.join(where)} (score {c.score:.3f})")
         snippet = c.text if len(c.text) <= 300 else c.text[:297] + "..."
         lines.append(f"    {snippet}")
-    lines.append(f"confidence {answer.confidence:.2f}" + (" (abstained)" if answer.abstained else ""))
+    abstained = " (abstained)" if answer.abstained else ""
+    lines.append(f"confidence {answer.confidence:.2f}{abstained}")
     return "\n".join(lines)
 
 
@@ -143,7 +146,8 @@ def _format_answer(answer: Any) -> str:
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     index_dir: IndexOpt = None,
-    k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to consider.")] = None,
+    k: Annotated[int | None, typer.Option(
+        "--k", min=1, max=50, help="Passages to consider.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Answer a question from the index, citing passages."""
@@ -253,10 +257,10 @@ def main() -> None:
         name = type(exc).__name__
         if name == "Exit":
             sys.exit(getattr(exc, "exit_code", 0))
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None),
-                                                                 int):
-            exc.show()
-            sys.exit(exc.exit_code)
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         if name == "Abort":
             sys.exit(1)
         raise

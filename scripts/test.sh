@@ -15,4 +15,7 @@ if ! command -v chromium >/dev/null 2>&1; then
     fi
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# Lint and types first: a finding fails the run as a failing test would.
+.venv/bin/ruff check qa tests bench
+.venv/bin/mypy qa
 exec .venv/bin/python -m pytest "$@"

@@ -15,7 +15,8 @@ def test_sentence_spans_are_exact_slices():
 
 def test_chunks_are_exact_slices_with_metadata():
     body = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(200))
-    doc = parse_file("d.md", f"# Title\n\n## Part one\n\n{body}\n\n## Part two\n\nShort end.".encode())
+    text = f"# Title\n\n## Part one\n\n{body}\n\n## Part two\n\nShort end."
+    doc = parse_file("d.md", text.encode())
     chunks = chunk_document(doc, COUNTER, budget=64, overlap=1)
     assert len(chunks) > 10
     for c in chunks:

@@ -36,7 +36,8 @@ def test_hostile_corpus_builds_and_reports(tmp_path: Path):
     (corpus / "hostile.html").write_text(HOSTILE_HTML)
     (corpus / "oneline.txt").write_text("lighthouse " * 200_000)  # 2.2 MB, no line break
     (corpus / "invisible.txt").write_text(
-        "Zero\u200bwidth\u200c and \u202eright-to-left\u202c marks hide in this sentence about ferries.")
+        "Zero\u200bwidth\u200c and \u202eright-to-left\u202c marks hide in this sentence "
+        "about ferries.")
     (corpus / "big.txt").write_bytes(b"x" * (3 * 1024 * 1024))  # over the 2.5 MB limit set below
     (corpus / "bomb.docx").write_bytes(zip_bomb_docx())
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\ntrailer\n%%EOF")

@@ -29,7 +29,8 @@ def test_markdown_headings_path():
 
 def test_html_visible_text_only():
     html = (b"<html><head><title>T</title><script>var secret=1</script></head><body>"
-            b"<h1>Head</h1><p>Visible <i>text</i>.</p><style>.x{}</style><!-- hidden --></body></html>")
+            b"<h1>Head</h1><p>Visible <i>text</i>.</p><style>.x{}</style><!-- hidden -->"
+            b"</body></html>")
     doc = parse_file("p.html", html)
     assert doc.title == "T"
     assert "Visible text." in doc.text
@@ -112,11 +113,11 @@ def test_page_furniture_is_left_out_in_any_language():
 
 
 def test_a_heading_line_inside_a_paragraph_is_a_heading():
-    text = ("Ports of the North\n\n"
-            "Why The Work Took So Long: A Look Back\n"
-            "Engineers replaced both gates. The cost was shared.\n"
-            "Is It Worth The Money?\n"
-            "Most shippers say it is, because waiting times halved.\n").encode()
+    text = (b"Ports of the North\n\n"
+            b"Why The Work Took So Long: A Look Back\n"
+            b"Engineers replaced both gates. The cost was shared.\n"
+            b"Is It Worth The Money?\n"
+            b"Most shippers say it is, because waiting times halved.\n")
     doc = parse_file("ports.txt", text)
     titles = [h.title for h in doc.headings]
     assert titles == ["Ports of the North", "Why The Work Took So Long: A Look Back",

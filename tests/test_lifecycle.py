@@ -44,7 +44,8 @@ def test_edit_one_document_reembeds_only_it(many: Settings):
     version = IndexDir(many.index_dir).open_current()
     doc05 = next(d for d in version.documents() if d["path"] == "doc05.txt")
     path = many.corpus_dir / "doc05.txt"
-    path.write_text("About coral\n\nThe coral reef near Okinawa turned white in the summer of 2024.\n")
+    path.write_text(
+        "About coral\n\nThe coral reef near Okinawa turned white in the summer of 2024.\n")
     emb = FakeEmbedder()
     report = build_index(many, lambda: emb)
     assert report.changed == ["doc05.txt"] and len(report.unchanged) == len(TOPICS) - 1

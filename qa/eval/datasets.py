@@ -55,7 +55,7 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[s
                 continue
             try:
                 obj = json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise DatasetError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
             if not isinstance(obj, dict):
                 raise DatasetError(f"{path}:{n}: expected a JSON object")

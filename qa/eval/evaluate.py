@@ -349,7 +349,8 @@ def format_report(report: dict[str, Any]) -> str:
     """The report as a few aligned lines for a terminal."""
     idx = report["index"]
     lines = [
-        f"{report['dataset']} ({report['kind']}, {report['split']}): {report['queries']} questions, "
+        f"{report['dataset']} ({report['kind']}, {report['split']}): "
+        f"{report['queries']} questions, "
         f"{report['documents']} documents, {idx['chunks']} chunks "
         f"(budget {(idx['chunker'] or {}).get('budget_tokens')}, model {idx['model']})",
     ]
@@ -357,7 +358,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  {name:<20} {value:.4f}")
     lines.append(f"  {'answered':<20} {report['answered_share']:.4f}")
     lat = report["latency_ms"]
-    lines.append(f"  {'latency ms/query':<20} mean {lat['mean']}  p50 {lat['p50']}  p95 {lat['p95']}")
+    lines.append(f"  {'latency ms/query':<20} mean {lat['mean']}  p50 {lat['p50']}  "
+                 f"p95 {lat['p95']}")
     ab = report.get("abstention")
     if ab:
         lines.append(f"  abstention ({ab['held_out_documents']} documents held out, "

@@ -216,7 +216,8 @@ def assemble(relpath: str, blocks: list[Block], title: str | None, digest: str) 
     if not title:
         first_h1 = next((h.title for h in headings if h.level == 1), None)
         title = first_h1 or Path(relpath).stem.replace("_", " ").replace("-", " ")
-    return Document(document_id(relpath), relpath, clean_inline(title), body, digest, pages, headings)
+    return Document(document_id(relpath), relpath, clean_inline(title), body, digest, pages,
+                    headings)
 
 
 def parse_file(relpath: str, data: bytes, warnings: list[str] | None = None) -> Document:

@@ -45,7 +45,7 @@ CONFIDENCE_MODEL = (-1.5446, 2.3959, 1.5664, 5.4877, -3.5022, -0.0422, -1.5916)
 
 @dataclass
 class Citation:
-    """A numbered source: a passage of a document and the sentences in it that support the answer."""
+    """A numbered source: a passage of a document and its sentences that support the answer."""
 
     n: int
     chunk_id: int

@@ -31,7 +31,8 @@ def check_question(question: str, max_chars: int) -> str:
     if not isinstance(question, str) or not question.strip():
         raise BadQuestionError("the question is empty")
     if len(question) > max_chars:
-        raise BadQuestionError(f"the question has {len(question)} characters; the limit is {max_chars}")
+        raise BadQuestionError(
+            f"the question has {len(question)} characters; the limit is {max_chars}")
     return question.strip()
 
 
