@@ -94,14 +94,13 @@ def index(
         "--watch", help="After building, keep rebuilding when corpus files change.")] = False,
 ) -> None:
     """Build or update the index of a corpus folder."""
-    from qa.index.build import build_index
-    from qa.index.embed import load_embedder
-    from qa.server.api import cached
+    from qa.library import Index
 
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir)
-    factory = cached(lambda: load_embedder(settings))
-    report = build_index(settings, factory, full=full, progress=_progress_bar())
-    _print_report(report, settings, as_json)
+    with Index.build(settings=settings, full=full, progress=_progress_bar()) as built:
+        assert built.last_build is not None
+        _print_report(built.last_build, settings, as_json)
+        factory = built.embedder_factory
     if not watch:
         return
     import threading
@@ -151,11 +150,13 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Answer a question from the index, citing passages."""
-    from qa.search.engine import Engine, check_question
+    from qa.library import Index
+    from qa.search.engine import check_question
 
     settings = _settings(index_dir=index_dir)
     check_question(question, settings.max_question_chars)  # fail fast, before loading anything
-    answer = Engine(settings).ask(question, k=k)
+    with Index.open(settings=settings) as index:
+        answer = index.ask(question, k=k)
     if as_json:
         typer.echo(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
     else:
@@ -176,13 +177,14 @@ def serve(
     """Serve the chat page, the JSON API and OpenAI-compatible endpoints."""
     import uvicorn
 
-    from qa.index.embed import load_embedder
-    from qa.server.api import cached, create_app, load_engine
+    from qa.library import Index
+    from qa.server.api import create_app
 
     logging.getLogger("qa").setLevel(logging.INFO)
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, host=host, port=port)
-    factory = cached(lambda: load_embedder(settings))
-    load_engine(settings, factory).close()  # build if missing; errors end here, as one line
+    with Index.load(settings) as index:  # build if missing; errors end here, as one line
+        index.load_model()
+        factory = index.embedder_factory
     typer.echo(f"serving {settings.index_dir} on http://{settings.host}:{settings.port}", err=True)
     # The app reads X-Forwarded-For itself, from QA_TRUSTED_PROXIES only; uvicorn would trust
     # it from any loopback peer.

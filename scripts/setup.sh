@@ -7,10 +7,11 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 stamp=.venv/.qa-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
     .venv/bin/pip install --quiet --upgrade pip
     # The CPU build of torch first, so sentence-transformers does not pull a CUDA build.
-    .venv/bin/pip install --quiet "torch==2.13.0"
-    .venv/bin/pip install --quiet -e ".[dev]"
+    .venv/bin/pip install --quiet -c constraints.txt "torch==2.13.0"
+    # constraints.txt pins every dependency to the versions the tests last passed with.
+    .venv/bin/pip install --quiet -c constraints.txt -e ".[dev]"
     touch "$stamp"
 fi

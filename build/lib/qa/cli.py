@@ -67,7 +67,8 @@ def _print_report(report: Any, settings: Settings, as_json: bool) -> None:
         typer.echo(json.dumps(report.as_dict(), indent=2))
         return
     kind = "full build" if report.full else "incremental build"
-    typer.echo(f"{kind} of {settings.corpus_dir} -> {settings.index_dir} (version {report.version})")
+    typer.echo(f"{kind} of {settings.corpus_dir} -> {settings.index_dir} "
+               f"(version {report.version})")
     if report.full_reason and report.full and report.full_reason != "--full requested":
         typer.echo(f"  full because: {report.full_reason}")
     typer.echo(f"  files: {report.files}  documents: {report.documents}  chunks: {report.chunks}  "
@@ -84,7 +85,8 @@ def _print_report(report: Any, settings: Settings, as_json: bool) -> None:
 
 @app.command()
 def index(
-    corpus_dir: Annotated[Path | None, typer.Argument(help="Corpus folder [env QA_CORPUS_DIR].")] = None,
+    corpus_dir: Annotated[Path | None, typer.Argument(
+        help="Corpus folder [env QA_CORPUS_DIR].")] = None,
     index_dir: IndexOpt = None,
     full: Annotated[bool, typer.Option("--full", help="Rebuild everything.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -92,14 +94,13 @@ def index(
         "--watch", help="After building, keep rebuilding when corpus files change.")] = False,
 ) -> None:
     """Build or update the index of a corpus folder."""
-    from qa.server.api import cached
-    from qa.index.build import build_index
-    from qa.index.embed import load_embedder
+    from qa.library import Index
 
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir)
-    factory = cached(lambda: load_embedder(settings))
-    report = build_index(settings, factory, full=full, progress=_progress_bar())
-    _print_report(report, settings, as_json)
+    with Index.build(settings=settings, full=full, progress=_progress_bar()) as built:
+        assert built.last_build is not None
+        _print_report(built.last_build, settings, as_json)
+        factory = built.embedder_factory
     if not watch:
         return
     import threading
@@ -135,7 +136,8 @@ def _format_answer(answer: Any) -> str:
         lines.append(f"[{c.n}] {c.title} - {', '.join(where)} (score {c.score:.3f})")
         snippet = c.text if len(c.text) <= 300 else c.text[:297] + "..."
         lines.append(f"    {snippet}")
-    lines.append(f"confidence {answer.confidence:.2f}" + (" (abstained)" if answer.abstained else ""))
+    abstained = " (abstained)" if answer.abstained else ""
+    lines.append(f"confidence {answer.confidence:.2f}{abstained}")
     return "\n".join(lines)
 
 
@@ -143,15 +145,18 @@ def _format_answer(answer: Any) -> str:
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     index_dir: IndexOpt = None,
-    k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to consider.")] = None,
+    k: Annotated[int | None, typer.Option(
+        "--k", min=1, max=50, help="Passages to consider.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Answer a question from the index, citing passages."""
-    from qa.search.engine import Engine, check_question
+    from qa.library import Index
+    from qa.search.engine import check_question
 
     settings = _settings(index_dir=index_dir)
     check_question(question, settings.max_question_chars)  # fail fast, before loading anything
-    answer = Engine(settings).ask(question, k=k)
+    with Index.open(settings=settings) as index:
+        answer = index.ask(question, k=k)
     if as_json:
         typer.echo(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
     else:
@@ -172,13 +177,14 @@ def serve(
     """Serve the chat page, the JSON API and OpenAI-compatible endpoints."""
     import uvicorn
 
-    from qa.server.api import cached, create_app, load_engine
-    from qa.index.embed import load_embedder
+    from qa.library import Index
+    from qa.server.api import create_app
 
     logging.getLogger("qa").setLevel(logging.INFO)
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, host=host, port=port)
-    factory = cached(lambda: load_embedder(settings))
-    load_engine(settings, factory).close()  # build if missing; errors end here, as one line
+    with Index.load(settings) as index:  # build if missing; errors end here, as one line
+        index.load_model()
+        factory = index.embedder_factory
     typer.echo(f"serving {settings.index_dir} on http://{settings.host}:{settings.port}", err=True)
     # The app reads X-Forwarded-For itself, from QA_TRUSTED_PROXIES only; uvicorn would trust
     # it from any loopback peer.
@@ -205,8 +211,8 @@ def eval_(
         "--json", help="Also write the report to this JSON file.")] = None,
 ) -> None:
     """Measure retrieval, answers and abstention on an evaluation dataset."""
-    from qa.index.embed import load_embedder
     from qa.eval.evaluate import format_report, run_eval
+    from qa.index.embed import load_embedder
 
     settings = _settings()
     root = index_dir or Path(".qa-eval") / (dataset_dir.resolve().name or "dataset")
@@ -253,10 +259,10 @@ def main() -> None:
         name = type(exc).__name__
         if name == "Exit":
             sys.exit(getattr(exc, "exit_code", 0))
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None),
-                                                                 int):
-            exc.show()
-            sys.exit(exc.exit_code)
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         if name == "Abort":
             sys.exit(1)
         raise

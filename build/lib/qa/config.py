@@ -49,10 +49,12 @@ class Settings(BaseSettings):
         0.5, ge=0.0, le=1.0, description="Below this the answer abstains."
     )
     graph_threshold: int = Field(
-        20_000, ge=1, description="From this many chunks on, FAISS uses an HNSW graph, not exact search."
+        20_000, ge=1,
+        description="From this many chunks on, FAISS uses an HNSW graph, not exact search."
     )
     ann_threshold: int = Field(
-        200_000, ge=1, description="From this many chunks on, FAISS uses an IVF index (8-bit codes)."
+        200_000, ge=1,
+        description="From this many chunks on, FAISS uses an IVF index (8-bit codes)."
     )
     keep_versions: int = Field(3, ge=1, le=50, description="Index versions kept on disk.")
 

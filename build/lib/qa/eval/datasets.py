@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qa.index.clean import clean_text
 from qa.errors import DatasetError
+from qa.index.clean import clean_text
 
 
 @dataclass
@@ -55,7 +55,7 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[s
                 continue
             try:
                 obj = json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise DatasetError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
             if not isinstance(obj, dict):
                 raise DatasetError(f"{path}:{n}: expected a JSON object")

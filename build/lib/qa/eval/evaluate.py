@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qa.search.answer import Answer, compose
-from qa.index.build import build_index, chunker_settings
-from qa.search.calibrate import baseline
 from qa.config import Settings
+from qa.errors import QAError
 from qa.eval.datasets import (
     Dataset,
     DatasetDoc,
@@ -26,12 +24,14 @@ from qa.eval.datasets import (
     load_dataset,
     write_corpus,
 )
+from qa.index.build import build_index, chunker_settings
 from qa.index.embed import Embedder, model_id
-from qa.errors import QAError
 from qa.index.index_dir import IndexDir
 from qa.index.ingest import document_id, file_hash
-from qa.search.retrieve import Candidate, Retriever
 from qa.index.store import IndexVersion
+from qa.search.answer import Answer, compose
+from qa.search.calibrate import baseline
+from qa.search.retrieve import Candidate, Retriever
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +349,8 @@ def format_report(report: dict[str, Any]) -> str:
     """The report as a few aligned lines for a terminal."""
     idx = report["index"]
     lines = [
-        f"{report['dataset']} ({report['kind']}, {report['split']}): {report['queries']} questions, "
+        f"{report['dataset']} ({report['kind']}, {report['split']}): "
+        f"{report['queries']} questions, "
         f"{report['documents']} documents, {idx['chunks']} chunks "
         f"(budget {(idx['chunker'] or {}).get('budget_tokens')}, model {idx['model']})",
     ]
@@ -357,7 +358,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  {name:<20} {value:.4f}")
     lines.append(f"  {'answered':<20} {report['answered_share']:.4f}")
     lat = report["latency_ms"]
-    lines.append(f"  {'latency ms/query':<20} mean {lat['mean']}  p50 {lat['p50']}  p95 {lat['p95']}")
+    lines.append(f"  {'latency ms/query':<20} mean {lat['mean']}  p50 {lat['p50']}  "
+                 f"p95 {lat['p95']}")
     ab = report.get("abstention")
     if ab:
         lines.append(f"  abstention ({ab['held_out_documents']} documents held out, "

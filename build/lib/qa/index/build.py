@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from qa import __version__
-from qa.index.chunk import Chunk, chunk_document, embedding_text
 from qa.config import Settings
-from qa.index.embed import Embedder, load_counter, model_id
 from qa.errors import BuildLockedError, BuildTimeoutError, CorpusError, QAError
+from qa.index.chunk import Chunk, chunk_document, embedding_text
+from qa.index.embed import Embedder, load_counter, model_id
 from qa.index.index_dir import IndexDir
 from qa.index.ingest import (
     READER_VERSION,
@@ -88,7 +88,8 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _previous(index: IndexDir, settings: Settings, full: bool) -> tuple[IndexVersion | None, str | None]:
+def _previous(index: IndexDir, settings: Settings,
+              full: bool) -> tuple[IndexVersion | None, str | None]:
     """The current version if its chunks and vectors can be reused, with the reason if not."""
     if full:
         return None, "--full requested"
@@ -165,7 +166,8 @@ def build_index(
             if not pending:
                 return
             check_time()
-            texts = [embedding_text(c, d.title, settings.embed_context) for d, cs in pending for c in cs]
+            texts = [embedding_text(c, d.title, settings.embed_context)
+                     for d, cs in pending for c in cs]
             if texts and embedder is None:
                 embedder = embedder_factory()
             vectors = embedder.embed(texts) if texts and embedder else np.zeros((0, 1), np.float32)
@@ -214,7 +216,8 @@ def build_index(
                         report.skipped.append(SkippedFile(relpath, str(exc)))
                         log.warning("skipped %s: %s", relpath, exc)
                         continue
-                    chunks = chunk_document(doc, counter, settings.chunk_tokens, settings.chunk_overlap)
+                    chunks = chunk_document(doc, counter, settings.chunk_tokens,
+                                            settings.chunk_overlap)
                     (report.changed if doc_id in prev_hashes else report.added).append(relpath)
                     pending.append((doc, chunks))
                     if sum(len(cs) for _, cs in pending) >= EMBED_GROUP:

@@ -74,7 +74,7 @@ class SentenceTransformerEmbedder:
             raise QAError(f"cannot load embedding model {model!r} offline: {exc}") from exc
         self.model_id = model_id(model)
         self.dim = int(self._model.get_embedding_dimension() or 0)
-        self.max_tokens = int(self._model.max_seq_length)
+        self.max_tokens = int(self._model.max_seq_length or 256)  # None: no limit set; BERT-size
         self.batch_size = batch_size
 
     def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
@@ -106,7 +106,8 @@ def load_embedder(settings: Settings) -> Embedder:
 
         path = resolve_model_path(settings.model)
         if path is None:
-            raise QAError(f"the ONNX backend needs a local model folder; {settings.model!r} is not one")
+            raise QAError(f"the ONNX backend needs a local model folder; {settings.model!r} "
+                          "is not one")
         return OnnxEmbedder(path, model_id(settings.model), onnx_cache_dir(settings),
                             quantize=backend == "onnx-int8", batch_size=settings.embed_batch_size)
     raise QAError(f"unknown embed backend {backend!r}; use 'torch', 'onnx' or 'onnx-int8'")

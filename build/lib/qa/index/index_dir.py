@@ -52,7 +52,8 @@ class IndexDir:
 
     def new_temp(self) -> Path:
         self.versions.mkdir(parents=True, exist_ok=True)
-        return self.versions / f".tmp-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{os.urandom(3).hex()}"
+        stamp = time.strftime('%Y%m%dT%H%M%S')
+        return self.versions / f".tmp-{stamp}-{os.getpid()}-{os.urandom(3).hex()}"
 
     def publish(self, temp: Path) -> str:
         """Move a finished build into place and point CURRENT at it, atomically."""

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qa.errors import CorpusError
 from qa.index.boilerplate import furniture_blocks
 from qa.index.clean import clean_inline, clean_text
-from qa.errors import CorpusError
 from qa.index.readers import (
     Block,
     UnreadableFile,
@@ -216,7 +216,8 @@ def assemble(relpath: str, blocks: list[Block], title: str | None, digest: str) 
     if not title:
         first_h1 = next((h.title for h in headings if h.level == 1), None)
         title = first_h1 or Path(relpath).stem.replace("_", " ").replace("-", " ")
-    return Document(document_id(relpath), relpath, clean_inline(title), body, digest, pages, headings)
+    return Document(document_id(relpath), relpath, clean_inline(title), body, digest, pages,
+                    headings)
 
 
 def parse_file(relpath: str, data: bytes, warnings: list[str] | None = None) -> Document:

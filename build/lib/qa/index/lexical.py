@@ -53,7 +53,8 @@ def write_postings(db: sqlite3.Connection, folder: Path, n_chunks: int) -> int:
 
     Chunk ids must be 0..n_chunks-1 (the writer numbers them so)."""
     db.execute("CREATE TABLE terms (term TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID")
-    db.execute("CREATE VIRTUAL TABLE temp.fts_instances USING fts5vocab(main, chunks_fts, instance)")
+    db.execute(
+        "CREATE VIRTUAL TABLE temp.fts_instances USING fts5vocab(main, chunks_fts, instance)")
     w_context, w_text = COLUMN_WEIGHTS
     cur = db.execute(
         "SELECT term, doc, sum(CASE col WHEN 'context' THEN ? ELSE ? END), count(*) "

@@ -90,8 +90,8 @@ def export_onnx(model_dir: Path, out_dir: Path, quantize: bool) -> Path:
                 Encoder(), (ids, ids, torch.zeros_like(ids)), str(tmp),
                 input_names=["input_ids", "attention_mask", "token_type_ids"],
                 output_names=["last_hidden_state"],
-                dynamic_axes={n: {0: "batch", 1: "seq"} for n in
-                              ("input_ids", "attention_mask", "token_type_ids", "last_hidden_state")},
+                dynamic_axes={n: {0: "batch", 1: "seq"} for n in (
+                    "input_ids", "attention_mask", "token_type_ids", "last_hidden_state")},
                 opset_version=17, dynamo=False,
             )
         _fuse(tmp, model_dir)
@@ -169,7 +169,8 @@ class OnnxEmbedder:
                 ids[row, : len(e.ids)] = e.ids
                 mask[row, : len(e.ids)] = 1
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+            feed = {k: v for k, v in feed.items() if k in self._inputs}
+            hidden = self._session.run(None, feed)[0]
             if self._pooling == "cls":
                 pooled = hidden[:, 0]
             else:

@@ -12,10 +12,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from qa.index.build import BuildReport, build_index, build_lock
 from qa.config import Settings
-from qa.index.embed import Embedder
 from qa.errors import BuildLockedError, QAError
+from qa.index.build import BuildReport, build_index, build_lock
+from qa.index.embed import Embedder
 
 log = logging.getLogger(__name__)
 

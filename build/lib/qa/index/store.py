@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 import faiss
 import numpy as np
 
-from qa.index.chunk import Chunk, sentence_spans
 from qa.errors import IndexCorruptError, IndexIncompatibleError, NotFoundError
+from qa.index.chunk import Chunk, sentence_spans
 from qa.index.ingest import Document, Heading
 from qa.index.lexical import FILES as POSTINGS_FILES
 from qa.index.lexical import Postings, load_array, top, write_postings
@@ -162,10 +162,10 @@ class VersionWriter:
             sentences = sentence_rows(doc.text, chunks)
         self.db.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?)", _doc_to_row(doc))
         rows = []
-        for c, sentences in zip(chunks, sentences, strict=True):
+        for c, spans in zip(chunks, sentences, strict=True):
             context = " > ".join(x for x in (doc.title, c.section) if x)
             rows.append((self.n_chunks, doc.id, c.ord, c.start, c.end, c.text, c.page,
-                         c.section, c.tokens, context, sentences))
+                         c.section, c.tokens, context, spans))
             self.n_chunks += 1
         self.db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
         if len(chunks):
@@ -227,7 +227,8 @@ class IndexVersion:
     def _load(self, folder: Path) -> None:
         for name in (MANIFEST, SQLITE, FAISS, VECTORS):
             if not (folder / name).is_file():
-                raise IndexCorruptError(f"index version {folder} is missing {name}; run 'qa index --full'")
+                raise IndexCorruptError(
+                    f"index version {folder} is missing {name}; run 'qa index --full'")
         try:
             self.manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text())
         except (OSError, ValueError) as exc:
@@ -241,7 +242,8 @@ class IndexVersion:
         try:
             self.faiss = prepare_for_search(faiss.read_index(str(folder / FAISS)))
         except RuntimeError as exc:
-            raise IndexCorruptError(f"unreadable FAISS index in {folder}; run 'qa index --full'") from exc
+            raise IndexCorruptError(
+                f"unreadable FAISS index in {folder}; run 'qa index --full'") from exc
         try:
             # One connection, opened now: it keeps working even if an old version's folder is
             # pruned while requests still use it. SQLite serialises access between threads.
@@ -325,7 +327,8 @@ class IndexVersion:
     def dense_search(self, query: np.ndarray, n: int) -> list[tuple[int, float]]:
         if self.n_chunks == 0:
             return []
-        scores, ids = self.faiss.search(query.reshape(1, -1).astype(np.float32), min(n, self.n_chunks))
+        vector = query.reshape(1, -1).astype(np.float32)
+        scores, ids = self.faiss.search(vector, min(n, self.n_chunks))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def lexical(self, terms: Sequence[str], n: int

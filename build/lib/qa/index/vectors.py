@@ -33,23 +33,23 @@ def build_vector_index(vectors: np.ndarray, threshold: int = ANN_THRESHOLD,
             index.add(vectors)
         return index, {"type": "flat", "metric": "inner_product"}
     if n < threshold:
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = EF_CONSTRUCTION
-        index.hnsw.efSearch = EF_SEARCH
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        return index, {"type": "hnsw", "metric": "inner_product", "m": HNSW_M,
+        graph = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = EF_CONSTRUCTION
+        graph.hnsw.efSearch = EF_SEARCH
+        graph.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        return graph, {"type": "hnsw", "metric": "inner_product", "m": HNSW_M,
                        "ef_search": EF_SEARCH}
     nlist = int(2 ** round(math.log2(4 * math.sqrt(n))))
     quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                          faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                        faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)
     sample = vectors[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
-    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
     for start in range(0, n, 100_000):
-        index.add(np.ascontiguousarray(vectors[start : start + 100_000], dtype=np.float32))
-    index.nprobe = NPROBE
-    return index, {"type": "ivf_sq8", "metric": "inner_product", "nlist": nlist, "nprobe": NPROBE}
+        ivf.add(np.ascontiguousarray(vectors[start : start + 100_000], dtype=np.float32))
+    ivf.nprobe = NPROBE
+    return ivf, {"type": "ivf_sq8", "metric": "inner_product", "nlist": nlist, "nprobe": NPROBE}
 
 
 def prepare_for_search(index: faiss.Index) -> faiss.Index:

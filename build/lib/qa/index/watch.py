@@ -7,10 +7,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from qa.index.build import BuildReport, build_index
 from qa.config import Settings
-from qa.index.embed import Embedder
 from qa.errors import QAError
+from qa.index.build import BuildReport, build_index
+from qa.index.embed import Embedder
 from qa.index.ingest import iter_corpus_files
 
 log = logging.getLogger(__name__)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from qa.index.readers import looks_like_heading
+from qa.index.store import IndexVersion, StoredChunk
+from qa.index.terms import WORD, keyed, stemmer
 from qa.search.calibrate import Baseline
 from qa.search.language import ENGLISH, question_language
-from qa.index.readers import looks_like_heading
 from qa.search.retrieve import Candidate, query_terms, term_idf
 from qa.search.span import (
     DATE,
@@ -22,8 +24,6 @@ from qa.search.span import (
     focus_words,
     kind_present,
 )
-from qa.index.store import IndexVersion, StoredChunk
-from qa.index.terms import WORD, keyed, stemmer
 
 NOT_IN_CORPUS = "The corpus does not answer this question."
 
@@ -45,7 +45,7 @@ CONFIDENCE_MODEL = (-1.5446, 2.3959, 1.5664, 5.4877, -3.5022, -0.0422, -1.5916)
 
 @dataclass
 class Citation:
-    """A numbered source: a passage of a document and the sentences in it that support the answer."""
+    """A numbered source: a passage of a document and its sentences that support the answer."""
 
     n: int
     chunk_id: int

@@ -76,7 +76,7 @@ def baseline(version: IndexVersion, embedder: Embedder) -> Baseline:
     vectors = embedder.embed(list(PROBES))
     best = [hits[0][1] if hits else 0.0
             for hits in (version.dense_search(v, 1) for v in vectors)]
-    result = Baseline(float(np.mean(best)), float(max(np.std(best), 0.02)))
+    result = Baseline(float(np.mean(best)), max(float(np.std(best)), 0.02))
     with _LOCK:
         if len(_CACHE) > 16:
             _CACHE.clear()

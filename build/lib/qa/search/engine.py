@@ -7,11 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from qa.search.answer import Answer, compose
-from qa.index.build import chunker_settings
-from qa.search.calibrate import baseline
 from qa.config import Settings
-from qa.index.embed import Embedder, load_embedder, model_id
 from qa.errors import (
     BadQuestionError,
     IndexCorruptError,
@@ -19,9 +15,13 @@ from qa.errors import (
     IndexMissingError,
     QAError,
 )
+from qa.index.build import chunker_settings
+from qa.index.embed import Embedder, load_embedder, model_id
 from qa.index.index_dir import IndexDir
-from qa.search.retrieve import Retriever, query_terms
 from qa.index.store import IndexVersion
+from qa.search.answer import Answer, compose
+from qa.search.calibrate import baseline
+from qa.search.retrieve import Retriever, query_terms
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,8 @@ def check_question(question: str, max_chars: int) -> str:
     if not isinstance(question, str) or not question.strip():
         raise BadQuestionError("the question is empty")
     if len(question) > max_chars:
-        raise BadQuestionError(f"the question has {len(question)} characters; the limit is {max_chars}")
+        raise BadQuestionError(
+            f"the question has {len(question)} characters; the limit is {max_chars}")
     return question.strip()
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qa.search.answer_type import asked_kind, holds_kind
 from qa.index.store import ChunkSpan, IndexVersion, Sentence, parse_sentences
 from qa.index.terms import STOPWORDS, Stemmer, keyed, query_terms, stem_set, stemmer
+from qa.search.answer_type import asked_kind, holds_kind
 
 __all__ = ["STOPWORDS", "Stemmer", "query_terms", "stem_set", "stemmer", "Retriever", "Candidate",
            "Weights", "DEFAULT_WEIGHTS", "fuse_rrf", "term_idf", "best_sentences", "best_sentence"]

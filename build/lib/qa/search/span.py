@@ -257,8 +257,8 @@ _LOCATIVE_PHRASE = re.compile(r"\b(?:in|at|near|from|across|through|into|around|
                               r"off|along|between|within)\s+(?:the\s+)?(\w+)", re.IGNORECASE)
 
 
-def _trim(sentence: str, a: int, b: int, qwords: set[str], question_stems: set[str] | frozenset[str],
-          stem: dict[str, str]) -> tuple[int, int]:
+def _trim(sentence: str, a: int, b: int, qwords: set[str],
+          question_stems: set[str] | frozenset[str], stem: dict[str, str]) -> tuple[int, int]:
     """A name run without the question's own words at its ends: "Salvation Army Founder William
     Booth" answers "Who founded the Salvation Army?" as "William Booth"."""
     words = list(re.finditer(r"\S+", sentence[a:b]))

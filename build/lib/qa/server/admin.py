@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qa.config import Settings
 from qa.errors import AccessDeniedError
-from qa.server.limits import stream
 from qa.index.rebuild import BuildManager, BuildStatus
+from qa.server.limits import stream
 from qa.server.schemas import ErrorResponse
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -19,11 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa import __version__
-from qa.index.build import BuildReport, build_index
 from qa.config import Settings
-from qa.server.edge import Edge
-from qa.index.embed import Embedder, load_embedder
-from qa.search.engine import Engine, unavailable
 from qa.errors import (
     AccessDeniedError,
     BadQuestionError,
@@ -34,7 +29,14 @@ from qa.errors import (
     NotFoundError,
     QAError,
 )
+from qa.index.build import BuildReport
+from qa.index.embed import Embedder, load_embedder
+from qa.index.rebuild import BuildManager
+from qa.library import Index, shared_embedder
+from qa.search.engine import Engine, unavailable
 from qa.search.followup import ask_in_conversation
+from qa.server import admin, observability, openai_api, web
+from qa.server.edge import Edge
 from qa.server.limits import LimitError, ProxyClient, StreamGate, Throttle, WorkGate, work
 from qa.server.observability import Metrics, RequestLog, note
 from qa.server.schemas import (
@@ -76,20 +78,6 @@ def _error_status(exc: QAError) -> tuple[int, str]:
     return 400, "bad_request"
 
 
-def cached(factory: Callable[[], Embedder]) -> Callable[[], Embedder]:
-    """A factory that builds its embedder once, so building and serving share one model."""
-    lock = threading.Lock()
-    made: list[Embedder] = []
-
-    def get() -> Embedder:
-        with lock:
-            if not made:
-                made.append(factory())
-            return made[0]
-
-    return get
-
-
 def _log_progress() -> Callable[[str, int, int], None]:
     last = {"read": -1}
 
@@ -107,24 +95,13 @@ def _log_progress() -> Callable[[str, int, int], None]:
     return tick
 
 
-def load_engine(settings: Settings, embedder_factory: Callable[[], Embedder]) -> Engine:
-    """The engine over the current index, building the index first if there is none. A damaged
-    or incompatible index is logged, and the engine answers 503 until a good one is published."""
-    try:
-        engine = Engine(settings, embedder_factory)
-    except (IndexCorruptError, IndexIncompatibleError):
-        engine = Engine(settings, embedder_factory, strict=False)  # logs why
-    except IndexMissingError:
-        log.info("no index at %s; building one from %s", settings.index_dir, settings.corpus_dir)
-        report = build_index(settings, embedder_factory, progress=_log_progress())
-        log.info("built index version %s: %d documents, %d chunks, %d skipped, %.1f s",
-                 report.version, report.documents, report.chunks, len(report.skipped),
-                 report.seconds)
-        engine = Engine(settings, embedder_factory)
-    engine.embedder  # noqa: B018 - load the model now rather than on the first question
-    if engine.serving_name is not None:
-        log.info("serving index version %s", engine.serving_name)
-    return engine
+def load_index(settings: Settings, embedder_factory: Callable[[], Embedder]) -> Index:
+    """The index the server answers from, built first if missing, with the model loaded."""
+    index = Index.load(settings, embedder_factory, progress=_log_progress())
+    index.load_model()
+    if index.engine.serving_name is not None:
+        log.info("serving index version %s", index.engine.serving_name)
+    return index
 
 
 def wants_html(request: Request) -> bool:
@@ -138,9 +115,7 @@ def error_response(request: Request, status: int, kind: str, message: str,
                    details: list[dict[str, Any]] | None = None) -> Response:
     """The JSON error body, or the friendly page for a browser."""
     if wants_html(request):
-        from qa.server.web import render_error
-
-        return render_error(request, status, message)
+        return web.render_error(request, status, message)
     body: dict[str, Any] = {"type": kind, "message": message}
     if details:
         body["details"] = details
@@ -343,15 +318,15 @@ def create_app(
     settings: Settings, embedder_factory: Callable[[], Embedder] | None = None
 ) -> FastAPI:
     """The web app; the index (built if missing) and the model load once, at start-up."""
-    from qa.server import admin, observability, openai_api, web
-    from qa.index.rebuild import BuildManager
+    from qa.server import web
 
-    factory = cached(embedder_factory or (lambda: load_embedder(settings)))
+    factory = shared_embedder(embedder_factory or (lambda: load_embedder(settings)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = await run_in_threadpool(load_engine, settings, factory)
-        app.state.engine = engine
+        index = await run_in_threadpool(load_index, settings, factory)
+        app.state.index = index
+        app.state.engine = engine = index.engine
 
         def switch(report: BuildReport) -> None:
             engine.reload_if_changed(strict=True)

@@ -9,8 +9,8 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from qa.server.admin import is_loopback
 from qa.config import Settings
+from qa.server.admin import is_loopback
 
 LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}

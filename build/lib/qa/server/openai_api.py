@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 from fastapi import APIRouter, Request
 
-from qa.search.answer import Answer
 from qa.errors import BadQuestionError, NotFoundError
+from qa.search.answer import Answer
 from qa.search.followup import ask_in_conversation
 from qa.server.limits import stream, work
 from qa.server.observability import note

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from qa.errors import NotFoundError
 from qa.index.ingest import Document
-from qa.server.schemas import Span
 from qa.index.store import IndexVersion
+from qa.server.schemas import Span
 
 DOC_ID = re.compile(r"[0-9a-f]{16}")  # ingest.document_id: 16 hex characters
 MAX_SPANS = 20

@@ -18,9 +18,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
 
-from qa.server.admin import check_token
 from qa.errors import AccessDeniedError, BadQuestionError, BuildLockedError
 from qa.search.followup import ask_in_conversation
+from qa.server.admin import check_token
 from qa.server.limits import work
 from qa.server.observability import note
 from qa.server.schemas import (
