@@ -15,7 +15,12 @@ cleanup() {
 trap cleanup EXIT
 
 echo "wheel: building" >&2
-"$PY" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" . >/dev/null
+# From a copy of the files git knows (tracked or not ignored), so no build/ lands in the checkout.
+mkdir "$work/src"
+git ls-files -z --cached --others --exclude-standard | \
+    while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done | \
+    tar --null -T - -cf - | tar -xf - -C "$work/src"
+"$PY" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" "$work/src" >/dev/null
 wheel=$(ls "$work"/dist/qa-*.whl)
 "$PY" -m venv "$work/venv"
 venv="$work/venv/bin"

@@ -1,1 +1,0 @@
-"""Evaluation on BEIR and SQuAD-style datasets: retrieval, answers and abstention."""

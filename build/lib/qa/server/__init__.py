@@ -1,1 +1,0 @@
-"""The HTTP edge: the JSON API, OpenAI-compatible routes, the chat and admin pages."""
