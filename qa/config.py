@@ -9,6 +9,10 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+# Below GRAPH_THRESHOLD vectors exact search takes about a millisecond and needs no training;
+# from there to ANN_THRESHOLD an HNSW graph answers in a fraction of that (see index/vectors.py).
+GRAPH_THRESHOLD = 20_000
+ANN_THRESHOLD = 200_000
 
 
 class Settings(BaseSettings):
@@ -49,11 +53,11 @@ class Settings(BaseSettings):
         0.5, ge=0.0, le=1.0, description="Below this the answer abstains."
     )
     graph_threshold: int = Field(
-        20_000, ge=1,
+        GRAPH_THRESHOLD, ge=1,
         description="From this many chunks on, FAISS uses an HNSW graph, not exact search."
     )
     ann_threshold: int = Field(
-        200_000, ge=1,
+        ANN_THRESHOLD, ge=1,
         description="From this many chunks on, FAISS uses an IVF index (8-bit codes)."
     )
     keep_versions: int = Field(3, ge=1, le=50, description="Index versions kept on disk.")

@@ -241,9 +241,3 @@ def parse_file(relpath: str, data: bytes, warnings: list[str] | None = None) -> 
     if not doc.text.strip():
         raise UnreadableFile("no text found")
     return doc
-
-
-def read_file(path: Path, corpus_dir: Path, max_bytes: int) -> Document:
-    """Read and parse one file of the corpus; raise UnreadableFile with the reason."""
-    relpath = path.relative_to(corpus_dir).as_posix()
-    return parse_file(relpath, read_corpus_file(path, corpus_dir, max_bytes))

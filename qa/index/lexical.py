@@ -113,10 +113,6 @@ class Postings:
         self.db = db
         self.n_chunks = n_chunks
 
-    @staticmethod
-    def present(folder: Path) -> bool:
-        return all((folder / f).is_file() for f in FILES)
-
     def _slices(self, stems: Sequence[str]) -> list[tuple[int, int]]:
         stems = list(dict.fromkeys(s for s in stems if s))
         if not stems:

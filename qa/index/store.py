@@ -21,9 +21,9 @@ import numpy as np
 from qa.errors import IndexCorruptError, IndexIncompatibleError, NotFoundError
 from qa.index.chunk import Chunk, sentence_spans
 from qa.index.ingest import Document, Heading
+from qa.index.lexical import COLUMN_WEIGHTS, Postings, load_array, top, write_postings
 from qa.index.lexical import FILES as POSTINGS_FILES
-from qa.index.lexical import Postings, load_array, top, write_postings
-from qa.index.terms import content_words, stem_set, stemmer
+from qa.index.terms import FTS_TOKENIZER, content_words, stem_set, stemmer
 from qa.index.vectors import ANN_THRESHOLD, GRAPH_THRESHOLD, build_vector_index, prepare_for_search
 
 FORMAT_VERSION = 3
@@ -35,7 +35,10 @@ SQLITE = "chunks.sqlite"
 VECTORS = "vectors.npy"
 FAISS = "vectors.faiss"
 
-SCHEMA = """
+# The exact-BM25 fallback weighs the columns as the postings do (context, text).
+BM25_WEIGHTS = ", ".join(str(w) for w in COLUMN_WEIGHTS)
+
+SCHEMA = f"""
 CREATE TABLE documents (
     id TEXT PRIMARY KEY,
     path TEXT NOT NULL,
@@ -61,7 +64,7 @@ CREATE TABLE chunks (
 CREATE INDEX chunks_doc ON chunks(doc_id, ord);
 CREATE VIRTUAL TABLE chunks_fts USING fts5(
     context, text, content='chunks', content_rowid='id',
-    tokenize='porter unicode61 remove_diacritics 2'
+    tokenize='{FTS_TOKENIZER}'
 );
 """
 
@@ -352,7 +355,7 @@ class IndexVersion:
         if not match:
             return []
         rows = self.db.execute(
-            "SELECT rowid, bm25(chunks_fts, 0.5, 1.0) AS s FROM chunks_fts "
+            f"SELECT rowid, bm25(chunks_fts, {BM25_WEIGHTS}) AS s FROM chunks_fts "
             "WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?", (match, n)).fetchall()
         return [(int(r[0]), -float(r[1])) for r in rows]
 

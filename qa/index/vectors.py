@@ -9,10 +9,10 @@ from typing import Any
 import faiss
 import numpy as np
 
-# Below GRAPH_THRESHOLD vectors exact search takes about a millisecond and needs no training;
-# from there to ANN_THRESHOLD an HNSW graph answers in a fraction of that.
-GRAPH_THRESHOLD = 20_000
-ANN_THRESHOLD = 200_000
+from qa.config import ANN_THRESHOLD, GRAPH_THRESHOLD
+
+__all__ = ["ANN_THRESHOLD", "GRAPH_THRESHOLD", "build_vector_index", "prepare_for_search"]
+
 # HNSW: links per node, and the candidate list while building and searching. On SciFact's
 # 21,957 chunk vectors efSearch 128 keeps 99% of the exact top 100.
 HNSW_M = 32

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from qa.index.terms import STOPWORDS as INDEX_STOPWORDS
+
 if TYPE_CHECKING:
     from qa.search.answer import Answer
     from qa.search.engine import Engine
@@ -32,14 +34,9 @@ her hers one ones such same former latter above
 # Openings that continue the previous question ("and in Japan?", "what about cables?").
 CONTINUATIONS = ("and ", "also ", "what about ", "how about ", "and what ", "but ", "so ")
 
-STOPWORDS = frozenset("""
-a about after again all also am an and any are as at be because been before being between both but
-by can could did do does doing during each few for from had has have having how i if in into is just
-me more most my no nor not now of off on once only or other our out over own same should so some
-than the to too under until up very was we were what when where which while who whom why will with
-would you your yours may might must shall us tell please know many much did does done
-others another
-""".split()) | ANAPHORA
+# The index's stop words, the words of asking ("tell", "please") and the pronouns.
+STOPWORDS = INDEX_STOPWORDS | frozenset(
+    "tell please know many much done others another".split()) | ANAPHORA
 
 MIN_OWN_TERMS = 2  # a question with fewer content words (and no pronoun) borrows the last query
 MAX_BORROWED = 8  # words taken from the previous query, at most
