@@ -391,6 +391,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.metrics.watch(app.state)
 
     async def refuse(scope: Any, exc: LimitError) -> Response:
         return limit_response(Request(scope), exc)
