@@ -253,7 +253,8 @@ def test_cors_origins_come_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert Settings().cors_origins == ["https://a.example", "https://b.example"]
 
 
-@pytest.mark.parametrize("path", ["/", "/admin", "/api/index", "/metrics"])
+@pytest.mark.parametrize("path", ["/", "/admin", "/api/index", "/metrics", "/docs", "/redoc",
+                                  "/openapi.json"])
 def test_every_page_carries_the_security_headers(built: Settings, path: str):
     with app_client(built) as c:
         r = c.get(path)

@@ -54,10 +54,9 @@ log = logging.getLogger(__name__)
 API_PREFIXES = ("/api/", "/v1/", "/healthz", "/openapi.json")
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 404, 413, 422, 429, 503)}
-# Swagger UI and ReDoc load their scripts from a CDN, so the strict policy cannot cover them.
+# Every page, the API reference pages too (they add a nonce for their one inline script).
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
-NO_CSP = ("/docs", "/redoc")
 
 
 def _error_status(exc: QAError) -> tuple[int, str]:
@@ -227,7 +226,6 @@ class Guard:
             resp = JSONResponse({"error": {"type": "too_large", "message": msg}}, status_code=413)
             await resp(scope, receive, send)
             return
-        strict = not scope["path"].startswith(NO_CSP)
         received = 0
 
         async def receive_limited() -> Message:
@@ -245,10 +243,10 @@ class Guard:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += [(b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"same-origin")]
-                if strict:
-                    headers += [(b"content-security-policy", CSP.encode()),
-                                (b"x-frame-options", b"DENY")]
+                            (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")]
+                # A page that set its own policy (the API reference, with its nonce) keeps it.
+                if not any(name.lower() == b"content-security-policy" for name, _ in headers):
+                    headers.append((b"content-security-policy", CSP.encode()))
                 message["headers"] = headers
             await send(message)
 
@@ -344,7 +342,7 @@ def create_app(
 ) -> FastAPI:
     """The web app; the index (built if missing) and the model load once, at start-up."""
     from qa.index.rebuild import BuildManager
-    from qa.server import admin, observability, openai_api, web
+    from qa.server import admin, docs, observability, openai_api, web
 
     factory = cached(embedder_factory or (lambda: load_embedder(settings)))
 
@@ -388,6 +386,8 @@ def create_app(
             "When every worker is busy and the waiting line is full the answer is 503 with "
             "`Retry-After`. Errors are `{\"error\": {\"type\", \"message\"}}`."),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -416,5 +416,6 @@ def create_app(
     app.include_router(openai_api.router)
     app.include_router(admin.router, responses=ERRORS)
     app.include_router(observability.router)
+    docs.mount(app, CSP)
     web.mount(app)
     return app
