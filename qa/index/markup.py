@@ -85,8 +85,8 @@ _HTML_DROP = ("script", "style", "noscript", "template", "iframe", "svg", "objec
 # finds most of it, but on a short page it may keep all the page rather than guess.
 _HTML_FURNITURE = ("nav", "footer", "form")
 _TRAFILATURA = use_config()
-# Take what the main extractor finds even on a short page instead of trying other extractors,
-# which keep far more furniture and lose the headings.
+# Take what the main extractor finds even on a short page: below the default 250 characters
+# trafilatura falls back to its baseline, which runs headings and paragraphs into one block.
 _TRAFILATURA.set("DEFAULT", "MIN_EXTRACTED_SIZE", "1")
 # trafilatura's output vocabulary: elements that hold their own block of text.
 _TF_BLOCKS = {"head", "p", "quote", "item", "list", "table", "row", "cell", "div"}
