@@ -97,3 +97,37 @@ def test_version_and_usage_errors_are_clean():
         result = qa(*args)
         assert result.returncode == 2, args
         assert "Traceback" not in result.stderr and "Error:" in result.stderr
+
+
+@pytest.mark.model
+def test_index_watch_rebuilds_on_a_change_and_stops_on_ctrl_c(tmp_path: Path):
+    import signal
+    import time
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "tides.txt").write_text("Tides rise twice a day along the coast.\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "index", str(corpus), "--index", str(tmp_path / "idx"),
+         "--watch", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert proc.stderr is not None and proc.stdout is not None
+        deadline = time.monotonic() + 300
+        while "watching" not in (line := proc.stderr.readline()):
+            assert line and time.monotonic() < deadline, "qa index --watch did not start"
+        time.sleep(0.5)
+        (corpus / "moon.txt").write_text("The Moon orbits the Earth every 27 days.\n")
+        reports = []
+        while len(reports) < 2:  # the first build's report, then the rebuild's
+            chunk = [proc.stdout.readline()]
+            while chunk[-1].rstrip() != "}":
+                assert chunk[-1], "qa index --watch ended early"
+                chunk.append(proc.stdout.readline())
+            reports.append(json.loads("".join(chunk)))
+        assert reports[1]["added"] == ["moon.txt"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -253,7 +253,8 @@ def test_cors_origins_come_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert Settings().cors_origins == ["https://a.example", "https://b.example"]
 
 
-@pytest.mark.parametrize("path", ["/", "/admin", "/api/index", "/metrics"])
+@pytest.mark.parametrize("path", ["/", "/admin", "/api/index", "/metrics", "/docs", "/redoc",
+                                  "/openapi.json"])
 def test_every_page_carries_the_security_headers(built: Settings, path: str):
     with app_client(built) as c:
         r = c.get(path)
@@ -304,6 +305,14 @@ def test_the_token_never_reaches_the_logs(built: Settings, caplog: pytest.LogCap
     assert all(TOKEN not in str(r.args) for r in caplog.records)
 
 
+def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text page, read with the client library's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def test_metrics_in_prometheus_text(built: Settings):
     with app_client(built) as c:
         for _ in range(2):
@@ -312,16 +321,18 @@ def test_metrics_in_prometheus_text(built: Settings):
         version = c.get("/healthz").json()["index_version"]
         r = c.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    text = r.text
-    assert 'qa_requests_total{method="POST",route="/api/ask",status="200"} 2' in text
-    assert 'qa_requests_total{method="GET",route="/api/documents/{doc_id}",status="404"} 1' in text
-    assert 'qa_request_duration_seconds_count{route="/api/ask"} 2' in text
-    assert 'qa_request_duration_seconds_bucket{route="/api/ask",le="+Inf"} 2' in text
-    assert f'qa_index_info{{version="{version}"}} 1' in text
-    assert 'qa_answers_total{abstained="false"} 2' in text
-    chunks = next(line for line in text.splitlines() if line.startswith("qa_index_chunks "))
-    assert int(chunks.split()[1]) > 0
-    for line in text.splitlines():
+    samples = metric_samples(r.text)
+    assert samples[("qa_requests_total", (("method", "POST"), ("route", "/api/ask"),
+                                          ("status", "200")))] == 2
+    assert samples[("qa_requests_total", (("method", "GET"), ("route", "/api/documents/{doc_id}"),
+                                          ("status", "404")))] == 1
+    assert samples[("qa_request_duration_seconds_count", (("route", "/api/ask"),))] == 2
+    assert samples[("qa_request_duration_seconds_bucket", (("le", "+Inf"),
+                                                           ("route", "/api/ask")))] == 2
+    assert samples[("qa_index_info", (("version", version),))] == 1
+    assert samples[("qa_answers_total", (("abstained", "false"),))] == 2
+    assert samples[("qa_index_chunks", ())] > 0
+    for line in r.text.splitlines():
         assert line.startswith("#") or line.startswith("qa_"), line
 
 

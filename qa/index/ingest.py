@@ -1,7 +1,8 @@
 """Read a corpus folder into clean documents; unreadable files are skipped with a reason.
 
-The per-format readers live in qa/readers.py; this module walks the corpus, reads files safely,
-and assembles a reader's blocks into one clean Document with heading and page offsets."""
+The per-format readers live in qa/index/readers.py and qa/index/markup.py; this module walks
+the corpus, reads files safely, and assembles a reader's blocks into one clean Document with
+heading and page offsets."""
 
 from __future__ import annotations
 
@@ -16,22 +17,17 @@ from pathlib import Path
 from qa.errors import CorpusError
 from qa.index.boilerplate import furniture_blocks
 from qa.index.clean import clean_inline, clean_text
-from qa.index.readers import (
-    Block,
-    UnreadableFile,
-    read_docx,
-    read_html,
-    read_markdown,
-    read_pdf,
-    read_plain,
-)
+from qa.index.markup import read_html, read_markdown
+from qa.index.readers import Block, UnreadableFile, read_docx, read_pdf, read_plain
 
 log = logging.getLogger(__name__)
 
 # Raised whenever the same bytes would be read into different text (a new rule for headings,
 # furniture, tables...): the next build then reads every file again instead of reusing chunks.
 # Version 3: page furniture left out, heading lines in plain text, Markdown tables and fences.
-READER_VERSION = 3
+# Version 4: Markdown through markdown-it-py, HTML main content through trafilatura, DOCX tables
+# in document order.
+READER_VERSION = 4
 
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
 

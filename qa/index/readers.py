@@ -1,6 +1,7 @@
 """Format readers: the bytes of one file to paragraphs and headings (`Block`s), before
-cleaning and assembly into a document. Plain text, Markdown, HTML, PDF and DOCX; text encodings
-are detected here too. A reader raises UnreadableFile, with the reason, for a file it cannot read.
+cleaning and assembly into a document. Plain text, PDF and DOCX here, Markdown and HTML in
+qa.index.markup; text encodings are detected here too. A reader raises UnreadableFile, with the
+reason, for a file it cannot read.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass
-from warnings import catch_warnings, simplefilter
+from typing import Any
 
 from charset_normalizer import from_bytes
 
@@ -18,6 +19,7 @@ from qa.index.clean import clean_inline
 # A DOCX is a zip; refuse ones that would expand far beyond their size (zip bombs).
 MAX_DOCX_EXPANSION = 100
 MAX_DOCX_UNPACKED = 200 * 1024 * 1024
+
 
 class UnreadableFile(Exception):
     """A file that cannot be turned into text; the message is the reason."""
@@ -111,137 +113,23 @@ def read_plain(data: bytes, warnings: list[str] | None = None) -> list[Block]:
     return blocks
 
 
-def read_markdown(data: bytes, warnings: list[str] | None = None) -> list[Block]:
-    """Markdown: ATX headings (#) become headings, fenced code stays one block, each table row
-    becomes a sentence naming its columns ("rate — Default: 10, Description: ..."), the rest stays
-    as written."""
-    text = decode_text(data, warnings).replace("\r\n", "\n").replace("\r", "\n")
-    blocks: list[Block] = []
-    para: list[str] = []
-    fence: str | None = None
-    table: list[list[str]] = []
-
-    def flush() -> None:
-        if para:
-            blocks.append(Block("\n".join(para)))
-            para.clear()
-        if table:
-            blocks.extend(Block(row) for row in _table_rows(table))
-            table.clear()
-
-    for line in text.split("\n"):
-        stripped = line.strip()
-        if fence is not None:
-            if stripped.startswith(fence):
-                fence = None
-                flush()
-            else:
-                para.append(line)
-            continue
-        if stripped.startswith(("```", "~~~")):
-            flush()
-            fence = stripped[:3]
-            continue
-        if stripped.startswith("|") and stripped.endswith("|") and len(stripped) > 1:
-            if para:
-                flush()
-            table.append([c.strip() for c in stripped[1:-1].split("|")])
-            continue
-        if table:
-            flush()
-        if stripped.startswith("#"):
-            hashes = len(stripped) - len(stripped.lstrip("#"))
-            if 1 <= hashes <= 6 and (len(stripped) == hashes or stripped[hashes] == " "):
-                flush()
-                title = stripped[hashes:].strip().rstrip("#").strip()
-                if title:
-                    blocks.append(Block(title, hashes))
-                continue
-        if not stripped:
-            flush()
+def table_sentences(rows: list[list[str]], header: bool) -> list[str]:
+    """A table as one sentence per row. With a header row, each cell is named by its column,
+    so that a row answers on its own: "burst — Default: 20, Description: ...". """
+    rows = [[clean_inline(c) for c in row] for row in rows]
+    rows = [row for row in rows if any(row)]
+    if not header or len(rows) < 2:
+        return [" | ".join(c for c in row if c) for row in rows]
+    names, out = rows[0], []
+    for row in rows[1:]:
+        named = ", ".join(f"{h}: {c}" if h else c for h, c in zip(names[1:], row[1:],
+                                                                    strict=False) if c)
+        first = row[0] if row else ""
+        if named:
+            out.append(f"{first} — {named.rstrip('.')}." if first else f"{named.rstrip('.')}.")
         else:
-            para.append(line)
-    flush()
-    return blocks
-
-
-_TABLE_RULE = re.compile(r"^:?-{2,}:?$")
-
-
-def _table_rows(rows: list[list[str]]) -> list[str]:
-    """A Markdown table as one sentence per row, each cell named by its column's header, so
-    that a row answers on its own ("burst — Default: 20, Description: ...")."""
-    rows = [[c.replace("`", "").replace("**", "") for c in r] for r in rows]
-    if len(rows) >= 2 and all(_TABLE_RULE.match(c.replace(" ", "")) for c in rows[1] if c):
-        header, body = rows[0], rows[2:]
-    else:
-        return [" | ".join(r) for r in rows]
-    out = []
-    for r in body:
-        named = [f"{h}: {c}" if h else c for h, c in zip(header[1:], r[1:], strict=False) if c]
-        first = r[0] if r else ""
-        out.append(f"{first} — {', '.join(named).rstrip('.')}." if named else first)
+            out.append(first)
     return [row for row in out if row.strip(" :.")]
-
-
-# Navigation, page footers and forms (comment, search, sign-up) are page furniture, not content.
-_HTML_DROP = ("script", "style", "noscript", "template", "iframe", "svg", "head", "object", "embed",
-              "nav", "footer", "form")
-_HTML_BLOCK = {
-    "p", "div", "section", "article", "main", "aside", "header", "footer", "nav", "li", "ul",
-    "ol", "dl", "dt", "dd", "table", "tr", "td", "th", "blockquote", "pre", "figure",
-    "figcaption", "br", "hr", "form", "address", "details", "summary",
-}
-
-
-def read_html(data: bytes, warnings: list[str] | None = None) -> tuple[list[Block], str | None]:
-    """HTML: visible text only, headings kept, title from <title> or the first <h1>."""
-    from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, NavigableString, Tag
-    from bs4.element import Comment, Doctype, ProcessingInstruction
-
-    with catch_warnings():
-        # A page whose whole text looks like a file name or URL is still a page.
-        simplefilter("ignore", MarkupResemblesLocatorWarning)
-        soup = BeautifulSoup(decode_text(data, warnings), "lxml")
-    title_tag = soup.find("title")
-    title = clean_inline(title_tag.get_text()) if title_tag else None
-    for tag in soup.find_all(_HTML_DROP):
-        tag.decompose()
-    root = soup.body or soup
-    blocks: list[Block] = []
-    buf: list[str] = []
-
-    def flush() -> None:
-        text = "".join(buf).strip()
-        if text:
-            blocks.append(Block(text))
-        buf.clear()
-
-    def walk(node: Tag) -> None:
-        for child in node.children:
-            if isinstance(child, (Comment, Doctype, ProcessingInstruction)):
-                continue
-            if isinstance(child, NavigableString):
-                buf.append(str(child))
-            elif isinstance(child, Tag):
-                name = child.name.lower()
-                if name in {"h1", "h2", "h3", "h4", "h5", "h6"}:
-                    flush()
-                    text = clean_inline(child.get_text(" "))
-                    if text:
-                        blocks.append(Block(text, int(name[1])))
-                elif name in _HTML_BLOCK:
-                    flush()
-                    walk(child)
-                    flush()
-                else:
-                    walk(child)
-
-    walk(root)
-    flush()
-    if not title:
-        title = next((b.text for b in blocks if b.heading_level == 1), None)
-    return blocks, title
 
 
 def read_pdf(data: bytes) -> list[Block]:
@@ -269,7 +157,7 @@ def read_pdf(data: bytes) -> list[Block]:
 
 
 def read_docx(data: bytes) -> list[Block]:
-    """DOCX: paragraphs and headings (Title and Heading N styles), table cells as text."""
+    """DOCX: paragraphs, headings (Title and Heading N styles) and tables, in document order."""
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -284,12 +172,24 @@ def read_docx(data: bytes) -> list[Block]:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx surfaces KeyError, lxml errors and more
         raise UnreadableFile(f"corrupt DOCX: {type(exc).__name__}: {exc}") from exc
-    blocks = []
-    for para in document.paragraphs:
-        text = para.text.strip()
+    from docx.table import Table
+
+    blocks: list[Block] = []
+    style_names: dict[str | None, str] = {}
+    # Body paragraphs and tables in document order, so a table stays under its heading.
+    for item in document.iter_inner_content():
+        if isinstance(item, Table):
+            blocks.extend(Block(row) for row in _docx_table(item))
+            continue
+        text = item.text.strip()
         if not text:
             continue
-        style = (para.style.name if para.style is not None else "") or ""
+        # `Paragraph.style` scans every style of the document to find the default one, so
+        # it is looked up once per style id.
+        style_id = item._p.style
+        if style_id not in style_names:
+            style_names[style_id] = (item.style.name if item.style is not None else "") or ""
+        style = style_names[style_id]
         level = 0
         if style == "Title":
             level = 1
@@ -297,9 +197,26 @@ def read_docx(data: bytes) -> list[Block]:
             digits = style.removeprefix("Heading").strip()
             level = min(int(digits), 6) if digits.isdigit() else 2
         blocks.append(Block(text, level))
-    for table in document.tables:
-        for row in table.rows:
-            cells = [c.text.strip() for c in row.cells if c.text.strip()]
-            if cells:
-                blocks.append(Block(" | ".join(cells)))
     return blocks
+
+
+def _docx_table(table: Any) -> list[str]:
+    """A Word table as sentences; its first row names the columns when Word marks it as a
+    header row, or when all its text is bold."""
+    from docx.oxml.ns import qn
+
+    rows: list[list[str]] = []
+    for row in table.rows:
+        cells, seen = [], set()
+        for cell in row.cells:
+            if id(cell._tc) not in seen:  # a merged cell is returned once per grid column
+                seen.add(id(cell._tc))
+                cells.append(cell.text)
+        rows.append(cells)
+    if not table.rows:
+        return []
+    first = table.rows[0]
+    marked = first._tr.trPr is not None and first._tr.trPr.find(qn("w:tblHeader")) is not None
+    runs = [r for cell in first.cells for p in cell.paragraphs for r in p.runs if r.text.strip()]
+    bold = bool(runs) and all(r.bold for r in runs)
+    return table_sentences(rows, marked or bold)

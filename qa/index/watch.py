@@ -1,4 +1,5 @@
-"""Rebuild the index when corpus files change: polling, debounced, never two builds at once."""
+"""Rebuild the index when corpus files change: file-system events (watchfiles), debounced, never
+two builds at once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qa.config import Settings
-from qa.errors import QAError
+from qa.errors import CorpusError, QAError
 from qa.index.build import BuildReport, build_index
 from qa.index.embed import Embedder
 from qa.index.ingest import iter_corpus_files
@@ -16,6 +17,8 @@ from qa.index.ingest import iter_corpus_files
 log = logging.getLogger(__name__)
 
 Snapshot = dict[str, tuple[int, int]]
+# Changes closer together than this are one burst however long it lasts, up to this cap.
+MAX_BURST_SECONDS = 60.0
 
 
 def snapshot(corpus: Path) -> Snapshot:
@@ -38,23 +41,31 @@ def watch(
     embedder_factory: Callable[[], Embedder],
     on_report: Callable[[BuildReport | QAError], None],
     stop: threading.Event,
-    interval: float = 1.0,
     debounce: float = 2.0,
+    force_polling: bool | None = None,
 ) -> None:
-    """Poll the corpus every `interval` s; once changes have been quiet for `debounce` s, build."""
-    seen = snapshot(settings.corpus_dir)
-    while not stop.wait(interval):
-        current = snapshot(settings.corpus_dir)
+    """Build whenever corpus files change, once they have been quiet for `debounce` s, until
+    `stop` is set.
+
+    Events come from the operating system (inotify, FSEvents, ReadDirectoryChangesW) through
+    watchfiles; on file systems that send none (some network shares) set `force_polling`, or
+    WATCHFILES_FORCE_POLLING=1. An event that leaves the supported files as they were (an
+    editor's swap file, a hidden file, a touch of a folder) builds nothing.
+    """
+    from watchfiles import watch as file_events
+
+    corpus = settings.corpus_dir
+    if not corpus.is_dir():
+        raise CorpusError(f"corpus folder not found: {corpus}")
+    seen = snapshot(corpus)
+    # Wait until the files stop changing, so a copy in progress is built once, complete.
+    quiet_ms = max(1, int(debounce * 1000))
+    for _changes in file_events(corpus, stop_event=stop, step=quiet_ms,
+                                debounce=max(quiet_ms, int(MAX_BURST_SECONDS * 1000)),
+                                force_polling=force_polling, raise_interrupt=False):
+        current = snapshot(corpus)
         if current == seen:
             continue
-        # Wait until the files stop changing, so a copy in progress is built once, complete.
-        while not stop.wait(debounce):
-            later = snapshot(settings.corpus_dir)
-            if later == current:
-                break
-            current = later
-        if stop.is_set():
-            return
         seen = current
         try:
             on_report(build_index(settings, embedder_factory))

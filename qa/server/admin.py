@@ -12,8 +12,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from qa.config import Settings
 from qa.errors import AccessDeniedError
@@ -126,15 +126,16 @@ async def status(request: Request) -> StatusOut:
     return _status_out(request, builds_of(request).status())
 
 
-@router.get("/api/index/status/stream", response_class=StreamingResponse,
+@router.get("/api/index/status/stream", response_class=EventSourceResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def status_stream(request: Request) -> StreamingResponse:
+async def status_stream(request: Request) -> EventSourceResponse:
     """The same status as server-sent events, one event per change (and one a second while a
     build runs), until the build ends."""
     manager = builds_of(request)
 
-    async def events() -> AsyncIterator[str]:
-        # Polled on the event loop: a stream holds no thread, only a cheap status read.
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        # Polled on the event loop: a stream holds no thread, only a cheap status read; it ends
+        # when the client leaves or the server stops (sse-starlette cancels it).
         loop = asyncio.get_running_loop()
         seen, sent = -1, 0.0
         while True:
@@ -143,10 +144,9 @@ async def status_stream(request: Request) -> StreamingResponse:
                                            and loop.time() - sent >= 1.0):
                 seen, sent = current.updates, loop.time()
                 payload = _status_out(request, current).model_dump()
-                yield f"event: status\ndata: {json.dumps(payload)}\n\n"
-            if (current.state != "running" or manager.stopping
-                    or await request.is_disconnected()):
+                yield ServerSentEvent(json.dumps(payload), event="status")
+            if current.state != "running" or manager.stopping:
                 return
             await asyncio.sleep(0.2)
 
-    return stream(request, events(), headers={"Cache-Control": "no-store"})
+    return stream(request, events())

@@ -35,7 +35,7 @@ from qa.index.rebuild import BuildManager
 from qa.library import Index, shared_embedder
 from qa.search.engine import Engine, unavailable
 from qa.search.followup import ask_in_conversation
-from qa.server import admin, observability, openai_api, web
+from qa.server import admin, docs, observability, openai_api, web
 from qa.server.edge import Edge
 from qa.server.limits import LimitError, ProxyClient, StreamGate, Throttle, WorkGate, work
 from qa.server.observability import Metrics, RequestLog, note
@@ -56,10 +56,9 @@ log = logging.getLogger(__name__)
 API_PREFIXES = ("/api/", "/v1/", "/healthz", "/openapi.json")
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 404, 413, 422, 429, 503)}
-# Swagger UI and ReDoc load their scripts from a CDN, so the strict policy cannot cover them.
+# Every page, the API reference pages too (they add a nonce for their one inline script).
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
-NO_CSP = ("/docs", "/redoc")
 
 
 def _error_status(exc: QAError) -> tuple[int, str]:
@@ -202,7 +201,6 @@ class Guard:
             resp = JSONResponse({"error": {"type": "too_large", "message": msg}}, status_code=413)
             await resp(scope, receive, send)
             return
-        strict = not scope["path"].startswith(NO_CSP)
         received = 0
 
         async def receive_limited() -> Message:
@@ -220,10 +218,10 @@ class Guard:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += [(b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"same-origin")]
-                if strict:
-                    headers += [(b"content-security-policy", CSP.encode()),
-                                (b"x-frame-options", b"DENY")]
+                            (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")]
+                # A page that set its own policy (the API reference, with its nonce) keeps it.
+                if not any(name.lower() == b"content-security-policy" for name, _ in headers):
+                    headers.append((b"content-security-policy", CSP.encode()))
                 message["headers"] = headers
             await send(message)
 
@@ -318,8 +316,6 @@ def create_app(
     settings: Settings, embedder_factory: Callable[[], Embedder] | None = None
 ) -> FastAPI:
     """The web app; the index (built if missing) and the model load once, at start-up."""
-    from qa.server import web
-
     factory = shared_embedder(embedder_factory or (lambda: load_embedder(settings)))
 
     @asynccontextmanager
@@ -363,9 +359,12 @@ def create_app(
             "When every worker is busy and the waiting line is full the answer is 503 with "
             "`Retry-After`. Errors are `{\"error\": {\"type\", \"message\"}}`."),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.metrics.watch(app.state)
 
     async def refuse(scope: Any, exc: LimitError) -> Response:
         return limit_response(Request(scope), exc)
@@ -390,5 +389,6 @@ def create_app(
     app.include_router(openai_api.router)
     app.include_router(admin.router, responses=ERRORS)
     app.include_router(observability.router)
+    docs.mount(app, CSP)
     web.mount(app)
     return app

@@ -8,12 +8,13 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from sse_starlette import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from qa.config import Settings
@@ -221,8 +222,13 @@ class StreamGate:
             self.open -= 1
 
 
-class CountedStream(StreamingResponse):
-    """A streaming response that holds a stream slot until it is sent or the client leaves."""
+# A client that stops reading (its connection still open) gives its slot back after this long.
+STREAM_SEND_TIMEOUT = 30.0
+
+
+class CountedStream(EventSourceResponse):
+    """Server-sent events (sse-starlette: event framing, keep-alive pings, ending when the
+    client leaves or the server shuts down) holding a stream slot until the stream ends."""
 
     def __init__(self, gate: StreamGate, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -235,11 +241,18 @@ class CountedStream(StreamingResponse):
             self.gate.release()
 
 
-def stream(request: Request, content: Any, **kwargs: Any) -> CountedStream:
-    """An event stream counted against the app's cap (TooManyStreamsError when it is reached)."""
+def stream(request: Request, events: AsyncIterator[Any], **kwargs: Any) -> CountedStream:
+    """An event stream counted against the app's cap (TooManyStreamsError when it is reached).
+
+    `events` yields the `data` of each event as a str, or sse_starlette `ServerSentEvent`s; it
+    runs on the event loop, so a stream holds no thread while it waits."""
     gate: StreamGate = request.app.state.streams
     gate.acquire()
-    return CountedStream(gate, content, media_type="text/event-stream", **kwargs)
+    try:
+        return CountedStream(gate, events, sep="\n", send_timeout=STREAM_SEND_TIMEOUT, **kwargs)
+    except BaseException:
+        gate.release()
+        raise
 
 
 async def work(request: Request, fn: Callable[..., T], *args: Any) -> T:

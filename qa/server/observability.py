@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 import uuid
-from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("qa.access")
@@ -41,69 +44,62 @@ def route_of(scope: Scope) -> str:
 
 
 class Metrics:
-    """Request counters and latency histograms, kept in memory and written as Prometheus text."""
+    """Request counters and latency histograms in a registry of the app's own (so that apps in
+    one process never share counts), plus what the app serves, read when scraped."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency: dict[str, list[int]] = {}
-        self.latency_sum: dict[str, float] = defaultdict(float)
-        self.answers: dict[bool, int] = defaultdict(int)
+        self.registry = CollectorRegistry()
+        self.requests = Counter("qa_requests", "HTTP requests by method, route and status.",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("qa_request_duration_seconds", "Time to answer, by route.",
+                                 ["route"], buckets=BUCKETS, registry=self.registry)
+        self.answers = Counter("qa_answers", "Answers given, by whether they abstained.",
+                               ["abstained"], registry=self.registry)
+        for abstained in ("false", "true"):
+            self.answers.labels(abstained=abstained)  # both series exist from the start
+        ProcessCollector(namespace="qa", registry=self.registry)
 
     def observe(self, method: str, route: str, status: int, seconds: float,
                 abstained: bool | None) -> None:
         """Count one finished request."""
-        with self._lock:
-            self.requests[(method, route, status)] += 1
-            counts = self.latency.setdefault(route, [0] * (len(BUCKETS) + 1))
-            for i, bound in enumerate(BUCKETS):
-                if seconds <= bound:
-                    counts[i] += 1
-            counts[-1] += 1
-            self.latency_sum[route] += seconds
-            if abstained is not None:
-                self.answers[abstained] += 1
+        self.requests.labels(method=method, route=route, status=str(status)).inc()
+        self.latency.labels(route=route).observe(seconds)
+        if abstained is not None:
+            self.answers.labels(abstained=str(abstained).lower()).inc()
 
-    def render(self, gauges: dict[str, tuple[str, float, dict[str, str]]]) -> str:
-        """The Prometheus text format (version 0.0.4)."""
-        out: list[str] = []
-        with self._lock:
-            out += ["# HELP qa_requests_total HTTP requests by method, route and status.",
-                    "# TYPE qa_requests_total counter"]
-            for (method, route, status), n in sorted(self.requests.items()):
-                labels = _labels(method=method, route=route, status=str(status))
-                out.append(f"qa_requests_total{labels} {n}")
-            out += ["# HELP qa_request_duration_seconds Time to answer, by route.",
-                    "# TYPE qa_request_duration_seconds histogram"]
-            for route, counts in sorted(self.latency.items()):
-                for bound, n in zip(BUCKETS, counts, strict=False):
-                    out.append(f"qa_request_duration_seconds_bucket"
-                               f"{_labels(route=route, le=repr(bound))} {n}")
-                out.append(f"qa_request_duration_seconds_bucket{_labels(route=route, le='+Inf')} "
-                           f"{counts[-1]}")
-                out.append(f"qa_request_duration_seconds_sum{_labels(route=route)} "
-                           f"{self.latency_sum[route]:.6f}")
-                out.append(f"qa_request_duration_seconds_count{_labels(route=route)} {counts[-1]}")
-            out += ["# HELP qa_answers_total Answers given, by whether they abstained.",
-                    "# TYPE qa_answers_total counter"]
-            for abstained in (False, True):
-                out.append(f"qa_answers_total{_labels(abstained=str(abstained).lower())} "
-                           f"{self.answers[abstained]}")
-        for name, (help_text, value, names) in gauges.items():
-            out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge",
-                    f"{name}{_labels(**names)} {value:g}"]
-        return "\n".join(out) + "\n"
+    def watch(self, state: Any) -> None:
+        """Report the served index and the load of the app whose state this is."""
+        self.registry.register(ServingCollector(state))
 
 
-def _labels(**labels: str) -> str:
-    if not labels:
-        return ""
-    escaped = (f'{k}="{_escape(v)}"' for k, v in labels.items())
-    return "{" + ",".join(escaped) + "}"
+class ServingCollector(Collector):
+    """Gauges read from the app's state at each scrape: the served index, queue and streams."""
 
+    def __init__(self, state: Any):
+        self.state = state
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    def collect(self) -> Iterator[Metric]:
+        state = self.state
+        engine = getattr(state, "engine", None)
+        if engine is None:  # scraped before start-up finished
+            return
+        name = engine.serving_name
+        version = engine.version if name is not None else None
+        counts = version.manifest.get("counts", {}) if version is not None else {}
+        info = GaugeMetricFamily("qa_index_info", "The served index version (value 1).",
+                                 labels=["version"])
+        info.add_metric([name or ""], float(version is not None))
+        yield info
+        yield GaugeMetricFamily("qa_index_documents", "Documents in the served index.",
+                                value=counts.get("documents", 0))
+        yield GaugeMetricFamily("qa_index_chunks", "Chunks in the served index.",
+                                value=version.n_chunks if version is not None else 0)
+        yield GaugeMetricFamily("qa_work_pending", "Questions running or waiting for a worker.",
+                                value=state.gate.pending)
+        yield GaugeMetricFamily("qa_streams_open", "Event streams open now.",
+                                value=state.streams.open)
+        yield GaugeMetricFamily("qa_build_running", "1 while an index rebuild runs.",
+                                value=float(state.builds.status().state == "running"))
 
 
 class RequestLog:
@@ -160,24 +156,9 @@ router = APIRouter(tags=["index"])
 
 @router.get("/metrics", response_class=PlainTextResponse,
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
-async def metrics(request: Request) -> PlainTextResponse:
-    """Request counts, latencies, load and the served index, in the Prometheus text format."""
-    state = request.app.state
-    name = state.engine.serving_name
-    version = state.engine.version if name is not None else None
-    counts = version.manifest.get("counts", {}) if version is not None else {}
-    gauges = {
-        "qa_index_info": ("The served index version (value 1).", float(version is not None),
-                          {"version": name or ""}),
-        "qa_index_documents": ("Documents in the served index.",
-                               float(counts.get("documents", 0)), {}),
-        "qa_index_chunks": ("Chunks in the served index.",
-                            float(version.n_chunks if version is not None else 0), {}),
-        "qa_work_pending": ("Questions running or waiting for a worker.",
-                            float(state.gate.pending), {}),
-        "qa_streams_open": ("Event streams open now.", float(state.streams.open), {}),
-        "qa_build_running": ("1 while an index rebuild runs.",
-                             float(state.builds.status().state == "running"), {}),
-    }
-    text = state.metrics.render(gauges)
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+async def metrics(request: Request) -> Response:
+    """Request counts, latencies, load and the served index, in the Prometheus text format
+    (OpenMetrics when the scraper asks for it)."""
+    encode, content_type = choose_encoder(request.headers.get("accept", ""))
+    registry = request.app.state.metrics.registry
+    return Response(encode(registry), media_type=content_type)

@@ -11,7 +11,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from fastapi import APIRouter, Request
 
@@ -125,16 +125,18 @@ def _pieces(content: str) -> Iterator[str]:
     yield from (p for p in re.split(r"(?<=[.!?\n])(?=\s)", content) if p)
 
 
-def _stream(cid: str, created: int, content: str, citations: list[CitationOut],
-            extra: QAExtra) -> Iterator[str]:
+async def _stream(cid: str, created: int, content: str, citations: list[CitationOut],
+                  extra: QAExtra) -> AsyncIterator[str]:
+    """The answer as chat.completion.chunk events (the data of each), then `[DONE]`."""
+
     def event(delta: dict[str, object], finish: str | None = None, **more: object) -> str:
         chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": MODEL,
                  "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **more}
-        return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+        return json.dumps(chunk, ensure_ascii=False)
 
     yield event({"role": "assistant", "content": ""})
     for piece in _pieces(content):
         yield event({"content": piece})
     yield event({}, "stop", citations=[c.model_dump(mode="json") for c in citations],
                 qa=extra.model_dump(mode="json"))
-    yield "data: [DONE]\n\n"
+    yield "[DONE]"
