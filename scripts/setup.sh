@@ -9,8 +9,9 @@ fi
 stamp=.venv/.qa-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install --quiet --upgrade pip
-    # The CPU build of torch first, so sentence-transformers does not pull a CUDA build.
+    # The tests compare the ONNX encoder with the torch reference, so the dev set includes the
+    # torch extra; the CPU build of torch first, so sentence-transformers does not pull a CUDA one.
     .venv/bin/pip install --quiet "torch==2.13.0"
-    .venv/bin/pip install --quiet -e ".[dev]"
+    .venv/bin/pip install --quiet -e ".[dev,torch]"
     touch "$stamp"
 fi
