@@ -177,5 +177,7 @@ def seed_encoder(settings: Settings, encoders: dict[str, Path]) -> Settings:
     from qa.index.embed import onnx_cache_dir
     from qa.index.encoder_files import install
 
-    install(encoders[settings.embed_backend], onnx_cache_dir(settings))
+    source, dest = encoders[settings.embed_backend], onnx_cache_dir(settings)
+    digest = install(source, dest)
+    dest.with_name(dest.name + ".sha256").write_text(digest + "\n")
     return settings

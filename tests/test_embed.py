@@ -138,6 +138,21 @@ def test_a_copied_version_answers_with_its_own_encoder(
     newer = index.versions / str(index.current_name())
     assert encoder_files.folder_hash(newer / encoder_files.ENCODER_DIR) == record["sha256"]
 
+    # A damaged encoder file (replaced, as a copy gone wrong would) stops that version from
+    # loading, and the next build, full, replaces it from the intact export.
+    damaged = index.versions / str(index.current_name()) / "encoder" / "tokenizer.json"
+    replacement = damaged.with_name("tokenizer.tmp")
+    replacement.write_text("{}")
+    replacement.replace(damaged)
+    with pytest.raises(IndexCorruptError, match="does not match the index manifest"):
+        index.open_current()
+    report = build_index(settings, lambda: load_embedder(settings))
+    assert report.full and report.embedded_chunks == report.chunks
+    repaired = index.open_current()
+    assert encoder_files.entry(repaired.manifest)["sha256"] == record["sha256"]  # deterministic
+    repaired.close()
+    newer = index.versions / str(index.current_name())
+
     # Another machine: only the version folder, and no model weights to write an encoder from.
     replica = settings.model_copy(update={"index_dir": tmp_path / "replica"})
     shutil.copytree(newer, replica.index_dir / "versions" / newer.name)

@@ -142,7 +142,7 @@ def load_embedder(settings: Settings) -> Embedder:
         return SentenceTransformerEmbedder(settings.model, settings.embed_batch_size)
     if backend not in {"onnx", "onnx-int8"}:
         raise QAError(f"unknown embed backend {backend!r}; use 'torch', 'onnx' or 'onnx-int8'")
-    from qa.index.onnx_encoder import OnnxEmbedder, export_encoder
+    from qa.index.onnx_encoder import OnnxEmbedder, export_encoder, recorded_hash
 
     found = current_encoder(settings)
     problem = ""
@@ -158,6 +158,9 @@ def load_embedder(settings: Settings) -> Embedder:
     if path is None:
         raise QAError(f"{problem}the ONNX backend needs a local model folder; "
                       f"{settings.model!r} is not one")
-    folder = export_encoder(path, model_id(settings.model), onnx_cache_dir(settings),
+    cache = onnx_cache_dir(settings)
+    folder = export_encoder(path, model_id(settings.model), cache,
                             quantize=backend == "onnx-int8")
-    return OnnxEmbedder(folder, settings.embed_batch_size)
+    for legacy in ("model.onnx", "model-int8.onnx"):  # torch exports of earlier qa versions
+        (cache.parent / legacy).unlink(missing_ok=True)
+    return OnnxEmbedder(folder, settings.embed_batch_size, expected_hash=recorded_hash(folder))

@@ -66,14 +66,24 @@ def _quantize(fp32: Path, out: Path) -> None:
         logging.disable(logging.NOTSET)
 
 
+def recorded_hash(dest: Path) -> str | None:
+    """The hash written beside an exported encoder folder, if any."""
+    try:
+        return dest.with_name(dest.name + ".sha256").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def export_encoder(model_dir: Path, model_id: str, dest: Path, quantize: bool) -> Path:
-    """Make the encoder folder `dest` for the model in `model_dir`, unless a current one is
-    there already; return `dest`."""
+    """Make the encoder folder `dest` for the model in `model_dir`, unless an intact, current
+    one is there already (its files still have the hash recorded beside it); return `dest`."""
     expected = {"model_id": model_id, "builder": BUILDER, "quantized": quantize,
                 "source": _source(model_dir)}
     cfg = ef.config_of(dest)
     if cfg is not None and all(cfg.get(k) == v for k, v in expected.items()):
-        return dest
+        recorded = recorded_hash(dest)
+        if recorded is not None and ef.folder_hash(dest) == recorded:
+            return dest
     if dest.exists():
         log.info("encoder %s is stale or incomplete; exporting again", dest)
         shutil.rmtree(dest, ignore_errors=True)
@@ -97,11 +107,13 @@ def export_encoder(model_dir: Path, model_id: str, dest: Path, quantize: bool) -
             model_file = Path(work) / "int8.onnx"
         config = {**expected, "pooling": pooling, "max_tokens": _max_length(model_dir),
                   "dim": dim, "output": OUTPUT}
-        ef.write_folder(dest, {
+        digest = ef.write_folder(dest, {
             ef.CONFIG_FILE: json.dumps(config, indent=2, sort_keys=True).encode(),
             ef.MODEL_FILE: model_file.read_bytes(),
             ef.TOKENIZER_FILE: (model_dir / "tokenizer.json").read_bytes(),
         })
+    # Versions hard-link these files: the hash lets a later load notice damage done in place.
+    dest.with_name(dest.name + ".sha256").write_text(digest + "\n")
     return dest
 
 
