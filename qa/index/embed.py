@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
-    """Anything that maps texts to L2-normalised float32 vectors of a fixed dimension."""
+    """Anything that maps texts to L2-normalised float32 vectors of a fixed dimension.
+
+    An embedder that runs from files may also have `encoder_dir` (a folder laid out as in
+    `qa.index.encoder_files`) and `encoder_hash`: a build then keeps that folder in its version."""
 
     model_id: str
     dim: int
