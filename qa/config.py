@@ -28,9 +28,9 @@ class Settings(BaseSettings):
     )
     embed_backend: str = Field(
         "onnx-int8",
-        description="Encoder: 'onnx-int8' (onnxruntime, int8 per-channel; no torch at query time), "
-        "'onnx' (fp32) or 'torch' (sentence-transformers, the reference). The ONNX graphs are "
-        "exported once from the local weights and cached beside the index.",
+        description="Encoder: 'onnx-int8' (onnxruntime, int8 per-channel; no torch), 'onnx' "
+        "(fp32) or 'torch' (sentence-transformers, the reference; the 'torch' extra). The ONNX "
+        "encoder is written once from the local weights, and each index version keeps a copy.",
     )
     embed_batch_size: int = Field(32, ge=1, le=1024)
 

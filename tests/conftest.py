@@ -155,3 +155,29 @@ def settings(tmp_path: Path, tiny_corpus: Path) -> Settings:
 def built(settings: Settings, fake_embedder: FakeEmbedder) -> Settings:
     build_index(settings, lambda: fake_embedder)
     return settings
+
+
+@pytest.fixture(scope="session")
+def bundled_encoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The bundled model's ONNX encoders (int8 and fp32), written once per test session."""
+    from qa.index.embed import model_id, resolve_model_path
+    from qa.index.onnx_encoder import export_encoder
+
+    root = tmp_path_factory.mktemp("encoders")
+    path = resolve_model_path("all-MiniLM-L6-v2")
+    assert path is not None
+    name = model_id("all-MiniLM-L6-v2")
+    return {"onnx-int8": export_encoder(path, name, root / "int8", quantize=True),
+            "onnx": export_encoder(path, name, root / "fp32", quantize=False)}
+
+
+def seed_encoder(settings: Settings, encoders: dict[str, Path]) -> Settings:
+    """Put the session's encoder where `load_embedder(settings)` looks for a fresh export, so a
+    test with its own index folder does not write the encoder again."""
+    from qa.index.embed import onnx_cache_dir
+    from qa.index.encoder_files import install
+
+    source, dest = encoders[settings.embed_backend], onnx_cache_dir(settings)
+    digest = install(source, dest)
+    dest.with_name(dest.name + ".sha256").write_text(digest + "\n")
+    return settings

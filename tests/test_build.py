@@ -22,8 +22,9 @@ def test_build_reports_files_and_skips(settings: Settings, fake_embedder: FakeEm
     assert report.chunks == report.embedded_chunks > 0
     version = IndexDir(settings.index_dir).open_current()
     manifest = version.manifest
+    # The fake embedder has no encoder files to keep (see test_embed for the real one).
     assert manifest["model"] == {"id": FakeEmbedder.model_id, "dim": 64,
-                                 "backend": settings.embed_backend}
+                                 "backend": settings.embed_backend, "encoder": None}
     assert manifest["chunker"]["budget_tokens"] == settings.chunk_tokens
     assert manifest["counts"] == {"documents": 6, "chunks": report.chunks, "skipped": 2}
     assert all(len(d["hash"]) == 64 for d in manifest["documents"].values())

@@ -128,7 +128,13 @@ def test_eval_squad_hits_and_abstention(squad: Path, tmp_path: Path):
     assert m["hit@5"] == 1.0
     ab = report["abstention"]
     assert ab["held_out_documents"] == 2 and ab["unanswerable"] == 2 and ab["questions"] == 4
-    assert 0.0 <= ab["precision"] <= 1.0 and 0.0 <= ab["recall"] <= 1.0
+    # The questions about the two held-out articles abstain, and only those.
+    assert ab["abstained"] == 2 and ab["precision"] == 1.0 and ab["recall"] == 1.0
+    # With no confidence floor nothing abstains: the figures follow the answers, not a constant.
+    never = run_eval(squad, s.model_copy(update={"min_confidence": 0.0}), FakeEmbedder,
+                     tmp_path / "eval")
+    assert never["abstention"]["abstained"] == 0
+    assert never["abstention"]["precision"] == never["abstention"]["recall"] == 0.0
 
 
 def test_squad_gold_paragraph_must_exist(squad: Path):

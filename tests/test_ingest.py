@@ -4,7 +4,7 @@ import pytest
 
 from qa.errors import CorpusError
 from qa.index.clean import clean_text
-from qa.index.ingest import UnreadableFile, iter_corpus_files, parse_file
+from qa.index.ingest import SkippedFile, UnreadableFile, iter_corpus_files, parse_file
 
 from .conftest import make_docx, make_pdf
 
@@ -79,9 +79,16 @@ def test_docx_zip_bomb_refused():
 
 def test_iter_corpus_skips_hidden_and_unsupported(tiny_corpus: Path):
     (tiny_corpus / ".hidden.txt").write_text("secret")
-    names = [p.name for p in iter_corpus_files(tiny_corpus)]
-    assert "ignored.csv" not in names and ".hidden.txt" not in names
-    assert "bees.md" in names and names == sorted(names) or "bees.md" in names
+    (tiny_corpus / ".git").mkdir()
+    (tiny_corpus / ".git" / "notes.txt").write_text("not part of the corpus")
+    skipped: list[SkippedFile] = []
+    found = [p.relative_to(tiny_corpus).as_posix() for p in iter_corpus_files(tiny_corpus, skipped)]
+    # A folder's files in name order, then its subfolders: the order builds read in.
+    assert found == ["binary.txt", "broken.pdf", "latin1.txt", "notes.docx", "page.html",
+                     "report.pdf", "volcanoes.txt", "sub/bees.md"]
+    # Hidden entries are reported; a file of an unsupported type (ignored.csv) is not.
+    assert {s.path: s.reason for s in skipped} == {".git": "hidden folder: not indexed",
+                                                   ".hidden.txt": "hidden file: not indexed"}
 
 
 def test_missing_corpus_folder(tmp_path: Path):

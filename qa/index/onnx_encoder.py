@@ -1,27 +1,31 @@
-"""An onnxruntime encoder for sentence-transformers models: no torch at query time.
+"""The onnxruntime encoder: sentence embeddings from an encoder folder, with no torch anywhere.
 
-The ONNX graph is exported once from the local weights (this step needs torch), optionally
-quantised to int8 per channel, and cached in a folder of its own; later loads need only
-onnxruntime and tokenizers.
+`export_encoder` makes an encoder folder (see `qa.index.encoder_files`) from a local
+sentence-transformers model: the graph is written from the safetensors weights by
+`qa.index.bert_onnx`, optionally quantised to int8 per channel, and saved beside the model's
+tokenizer. `OnnxEmbedder` loads such a folder, checking its hash first when one is expected.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from qa.errors import QAError
+from qa.index import encoder_files as ef
 
 log = logging.getLogger(__name__)
 
-FP32 = "model.onnx"
-INT8 = "model-int8.onnx"
+# Bump when the graph a model is turned into changes: cached exports then are made again.
+BUILDER = 1
 
 
 def _pooling(model_dir: Path) -> str:
@@ -41,124 +45,118 @@ def _max_length(model_dir: Path) -> int:
     return 256
 
 
-def _fuse(onnx_file: Path, model_dir: Path) -> None:
-    """Fuse attention, layer norm and GELU nodes in place; keep the plain graph if that fails."""
-    try:
-        from onnxruntime.transformers.optimizer import optimize_model
+def _source(model_dir: Path) -> dict[str, int]:
+    """What the export was made from, cheaply: weight file names and sizes."""
+    return {p.name: p.stat().st_size for p in sorted(model_dir.glob("*.safetensors"))}
 
-        cfg = json.loads((model_dir / "config.json").read_text())
+
+def _quantize(fp32: Path, out: Path) -> None:
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Per-channel scales keep cosine to fp32 near 0.99; per-tensor ones lose too much.
+    # The quantiser logs advice meant for image models on the root logger; hush it meanwhile.
+    logging.disable(logging.WARNING)
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fused = optimize_model(str(onnx_file), model_type="bert",
-                                   num_heads=int(cfg.get("num_attention_heads", 0)),
-                                   hidden_size=int(cfg.get("hidden_size", 0)))
-        fused.save_model_to_file(str(onnx_file))
-    except Exception as exc:  # the optimiser is best effort; the unfused graph is correct
-        log.info("ONNX graph fusion skipped: %s", exc)
+            quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                             extra_options={"DefaultTensorType": TensorProto.FLOAT})
+    finally:
+        logging.disable(logging.NOTSET)
 
 
-def export_onnx(model_dir: Path, out_dir: Path, quantize: bool) -> Path:
-    """Export the transformer of a local sentence-transformers model to ONNX (needs torch)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fp32 = out_dir / FP32
-    if not fp32.is_file():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import torch
-        from transformers import AutoModel
+def recorded_hash(dest: Path) -> str | None:
+    """The hash written beside an exported encoder folder, if any."""
+    try:
+        return dest.with_name(dest.name + ".sha256").read_text().strip() or None
+    except OSError:
+        return None
 
-        log.info("exporting %s to ONNX (one time)", model_dir)
-        model = AutoModel.from_pretrained(str(model_dir))
-        model.eval()
 
-        class Encoder(torch.nn.Module):
-            """Keyword arguments in, last hidden state out: a stable signature to trace."""
+def export_encoder(model_dir: Path, model_id: str, dest: Path, quantize: bool) -> Path:
+    """Make the encoder folder `dest` for the model in `model_dir`, unless an intact, current
+    one is there already (its files still have the hash recorded beside it); return `dest`."""
+    expected = {"model_id": model_id, "builder": BUILDER, "quantized": quantize,
+                "source": _source(model_dir)}
+    cfg = ef.config_of(dest)
+    if cfg is not None and all(cfg.get(k) == v for k, v in expected.items()):
+        recorded = recorded_hash(dest)
+        if recorded is not None and ef.folder_hash(dest) == recorded:
+            return dest
+    if dest.exists():
+        log.info("encoder %s is stale or incomplete; exporting again", dest)
+        shutil.rmtree(dest, ignore_errors=True)
+    import onnx
 
-            def __init__(self) -> None:
-                super().__init__()
-                self.inner = model
+    from qa.index.bert_onnx import OUTPUT, build_graph
 
-            def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
-                return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                                  token_type_ids=token_type_ids).last_hidden_state
-
-        ids = torch.ones((2, 16), dtype=torch.long)
-        tmp = out_dir / f".{FP32}.{os.getpid()}.tmp"
-        # The exporter warns about tracing details that do not affect this graph.
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                Encoder(), (ids, ids, torch.zeros_like(ids)), str(tmp),
-                input_names=["input_ids", "attention_mask", "token_type_ids"],
-                output_names=["last_hidden_state"],
-                dynamic_axes={n: {0: "batch", 1: "seq"} for n in (
-                    "input_ids", "attention_mask", "token_type_ids", "last_hidden_state")},
-                opset_version=17, dynamo=False,
-            )
-        _fuse(tmp, model_dir)
-        os.replace(tmp, fp32)
-    if not quantize:
-        return fp32
-    int8 = out_dir / INT8
-    if not int8.is_file():
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        tmp = out_dir / f".{INT8}.{os.getpid()}.tmp"
-        # Per-channel scales keep cosine to fp32 near 0.99; per-tensor ones lose too much.
-        from onnx import TensorProto
-
-        # Fused nodes defeat shape inference; their outputs are float32.
-        # The quantiser logs advice meant for image models on the root logger; hush it once.
-        logging.disable(logging.WARNING)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8,
-                                 per_channel=True,
-                                 extra_options={"DefaultTensorType": TensorProto.FLOAT})
-        finally:
-            logging.disable(logging.NOTSET)
-        os.replace(tmp, int8)
-    return int8
+    if not (model_dir / "tokenizer.json").is_file():
+        raise QAError(f"model folder {model_dir} has no tokenizer.json")
+    log.info("writing the ONNX encoder of %s (one time)", model_dir)
+    pooling = _pooling(model_dir)
+    graph = build_graph(model_dir, pooling)
+    dim = int(graph.graph.output[0].type.tensor_type.shape.dim[1].dim_value)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".export-") as work:
+        model_file = Path(work) / "fp32.onnx"
+        onnx.save(graph, str(model_file))
+        del graph
+        if quantize:
+            _quantize(model_file, Path(work) / "int8.onnx")
+            model_file = Path(work) / "int8.onnx"
+        config = {**expected, "pooling": pooling, "max_tokens": _max_length(model_dir),
+                  "dim": dim, "output": OUTPUT}
+        digest = ef.write_folder(dest, {
+            ef.CONFIG_FILE: json.dumps(config, indent=2, sort_keys=True).encode(),
+            ef.MODEL_FILE: model_file.read_bytes(),
+            ef.TOKENIZER_FILE: (model_dir / "tokenizer.json").read_bytes(),
+        })
+    # Versions hard-link these files: the hash lets a later load notice damage done in place.
+    dest.with_name(dest.name + ".sha256").write_text(digest + "\n")
+    return dest
 
 
 class OnnxEmbedder:
-    """Mean-pooled, normalised sentence embeddings from an ONNX graph on onnxruntime."""
+    """Pooled, normalised sentence embeddings from an encoder folder on onnxruntime."""
 
-    def __init__(self, model_dir: Path, model_id: str, cache_dir: Path, quantize: bool = True,
-                 batch_size: int = 32, threads: int | None = None):
+    def __init__(self, encoder_dir: Path, batch_size: int = 32, threads: int | None = None,
+                 expected_hash: str | None = None):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        onnx_file = cache_dir / (INT8 if quantize else FP32)
-        if not onnx_file.is_file():
-            onnx_file = export_onnx(model_dir, cache_dir, quantize)
+        contents, self.encoder_hash = ef.read_folder(encoder_dir, expected_hash)
+        self.encoder_dir = encoder_dir
+        try:
+            config: dict[str, Any] = json.loads(contents[ef.CONFIG_FILE])
+            self.model_id = str(config["model_id"])
+            self.dim = int(config["dim"])
+            self.max_tokens = int(config["max_tokens"])
+            self._output = str(config["output"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise QAError(f"unreadable {encoder_dir / ef.CONFIG_FILE}: {exc}") from exc
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(onnx_file), opts,
+            self._session = ort.InferenceSession(contents.pop(ef.MODEL_FILE), opts,
                                                  providers=["CPUExecutionProvider"])
-        except Exception as exc:  # a damaged cache file: export again next time
-            onnx_file.unlink(missing_ok=True)
-            raise QAError(f"cannot load ONNX encoder {onnx_file}: {exc}; try again") from exc
-        self.max_tokens = _max_length(model_dir)
-        self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+            self._tok = Tokenizer.from_str(contents[ef.TOKENIZER_FILE].decode("utf-8"))
+        except Exception as exc:  # onnxruntime and tokenizers raise their own error types
+            raise QAError(f"cannot load the encoder in {encoder_dir}: {exc}") from exc
         self._tok.enable_truncation(self.max_tokens)
         self._tok.no_padding()
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self._pooling = _pooling(model_dir)
-        self.model_id = model_id
         self.batch_size = batch_size
-        self.dim = int(self.embed(["dimension probe"]).shape[1])
 
     def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
-            return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
+            return out
         encodings = self._tok.encode_batch(list(texts))
         # Batches of similar length waste little work on padding.
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-        out: np.ndarray | None = None
         for s in range(0, len(order), self.batch_size):
             idx = order[s : s + self.batch_size]
             width = max(len(encodings[i].ids) for i in idx)
@@ -170,15 +168,5 @@ class OnnxEmbedder:
                 mask[row, : len(e.ids)] = 1
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             feed = {k: v for k, v in feed.items() if k in self._inputs}
-            hidden = self._session.run(None, feed)[0]
-            if self._pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                m = mask[:, :, None].astype(np.float32)
-                pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            if out is None:
-                out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
-            out[idx] = pooled
-        assert out is not None
+            out[idx] = self._session.run([self._output], feed)[0]
         return out

@@ -19,6 +19,7 @@ import faiss
 import numpy as np
 
 from qa.errors import IndexCorruptError, IndexIncompatibleError, NotFoundError
+from qa.index import encoder_files
 from qa.index.chunk import Chunk, sentence_spans
 from qa.index.ingest import Document, Heading
 from qa.index.lexical import COLUMN_WEIGHTS, Postings, load_array, top, write_postings
@@ -207,8 +208,9 @@ class VersionWriter:
 class IndexVersion:
     """A read-only, loaded index version; safe to share between threads.
 
-    Loading verifies the version before it can serve: every file is there and readable, and the
-    chunk count agrees across the manifest, SQLite, FAISS, the stored vectors and the postings.
+    Loading verifies the version before it can serve: every file is there and readable, the
+    chunk count agrees across the manifest, SQLite, FAISS, the stored vectors and the postings,
+    and a kept encoder has the hash the manifest records.
     Arrays are read into memory unless very large (see `qa.index.lexical.load_array`).
 
     A server shares one version between requests: `acquire` and `release` count its users, and
@@ -242,6 +244,8 @@ class IndexVersion:
             raise IndexIncompatibleError(
                 f"index at {folder} has format {self.manifest.get('format_version')!r}, "
                 f"this qa reads {FORMAT_VERSION}; run 'qa index --full'")
+        # The encoder the vectors were made with, if the version keeps one, must be that one.
+        encoder_files.verify(folder, self.manifest)
         try:
             self.faiss = prepare_for_search(faiss.read_index(str(folder / FAISS)))
         except RuntimeError as exc:
