@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from qa.errors import AccessDeniedError, BuildLockedError, NotFoundError
-from qa.server.admin import check_token
+from qa.server.admin import admin_open, check_token
 from qa.server.pages import API_ERRORS, ASSETS, render_error, static_url, templates
 from qa.server.schemas import Span
 from qa.server.sources import (
@@ -141,13 +141,24 @@ async def api_locate(request: Request, doc_id: str, highlight: SpansParam = None
                       highlight=[describe(doc, a, b) for a, b in found.marks], span=found.span)
 
 
-def _admin(request: Request, status: int = 200, error: str | None = None) -> Response:
+def _admin(request: Request, status: int = 200, error: str | None = None,
+           token: str | None = None) -> Response:
     state = request.app.state
     build = state.builds.status()
+    # Thumbs-down answers hold users' questions: shown when admin pages are open, or to
+    # whoever gave the token.
+    shown = admin_open(request)
+    if not shown and token:
+        try:
+            check_token(state.settings, token)
+            shown = True
+        except AccessDeniedError:
+            pass
     context = {"build": build, "serving": state.engine.serving_name or "none", "error": error,
                "token_required": bool(state.settings.admin_token),
                "percent": build_percent(build.state, build.phase, build.files_done,
-                                        build.files_total)}
+                                        build.files_total),
+               "feedback": state.feedback.entries("down", 50) if shown else None}
     return templates.TemplateResponse(request, "admin.html", context, status_code=status)
 
 
@@ -164,8 +175,19 @@ def build_percent(state: str, phase: str | None, done: int, total: int) -> int:
 
 @router.get("/admin")
 async def admin_page(request: Request) -> Response:
-    """Rebuild the index and watch the build's progress."""
-    return _admin(request)
+    """Rebuild the index, watch the build's progress, read the answers marked wrong."""
+    return await run_in_threadpool(_admin, request)
+
+
+@router.post("/admin/feedback")
+async def admin_feedback(request: Request,
+                         token: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    """The admin page with the answers marked wrong, for whoever gives the token."""
+    try:
+        check_token(request.app.state.settings, token or None)
+    except AccessDeniedError as exc:
+        return await run_in_threadpool(_admin, request, 403, str(exc))
+    return await run_in_threadpool(_admin, request, 200, None, token)
 
 
 @router.post("/admin")
