@@ -201,7 +201,7 @@ def candidates(doc: Document) -> dict[str, list[str]]:
             out["wh"].append(h.title.strip())
         elif WH.match(title) and title.split()[1:2] and title.split()[1].lower() in AUX:
             out["wh"].append(title + "?")  # "What comes next"; not "How it works"
-        elif len(title.split()) <= 6:
+        elif len(title.split()) <= 6 and not WH.match(title):  # not "What about how it works?"
             out["topic"].append(f"What about {_lower_first(title)}?")
     text = doc.text[:MAX_TEXT]
     heads = {h.title for h in doc.headings}
@@ -209,12 +209,15 @@ def candidates(doc: Document) -> dict[str, list[str]]:
     with_the: Counter[str] = Counter()
     for m in NAME.finditer(text):
         before = text[max(m.start() - 4, 0):m.start()]
-        if not before.strip() or before.rstrip()[-1:] in ".!?" or m.group(0) in heads:
+        name = m.group(0)
+        if name.startswith("The "):
+            name, before = name[4:], "the "
+        elif before.rstrip(" ")[-1:] in ("", ".", "!", "?", "\n"):
             continue  # a sentence's first word is capitalised anyway
-        if "'s" in m.group(0) or "’s" in m.group(0):
+        if name in heads or "'s" in name or "’s" in name or " " not in name:
             continue
-        names[m.group(0)] += 1
-        with_the[m.group(0)] += before.lower().endswith("the ")
+        names[name] += 1
+        with_the[name] += before.lower().endswith("the ")
     for name, _ in names.most_common(6):
         if name.lower() in doc.title.lower():
             continue
