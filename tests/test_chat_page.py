@@ -201,3 +201,61 @@ def test_feedback_is_stored_and_exported(page: Any, site: tuple[str, Settings], 
     rows = [json.loads(x) for x in (tmp_path / "set" / "queries.jsonl").read_text().splitlines()]
     scored = next(r for r in rows if r["text"] == Q1)["metadata"]
     assert scored["answers"] == ["Rapidus"] or SENTENCE in scored["answers"]
+
+
+def test_upload_then_ask_cites_the_new_file_and_remove_takes_it_away(
+        page: Any, site: tuple[str, Settings], tmp_path: Path):
+    from playwright.sync_api import expect
+
+    url, settings = site
+    notes = tmp_path / "harbour-notes.md"
+    notes.write_text("# Harbour notes\n\nThe Kelmouth ferry leaves the harbour at seven "
+                     "every morning and returns at dusk.\n", encoding="utf-8")
+    page.goto(url)
+    # The file picker, then the button: the progress shows while the index is rebuilt.
+    page.set_input_files("#upload-files", str(notes))
+    page.click("#upload-button")
+    expect(page.locator("#upload-progress")).to_be_visible()
+    status = page.locator("#upload-status")
+    expect(status).to_contain_text("Added and indexed harbour-notes.md", timeout=30_000)
+    expect(page.locator("#document-rows")).to_contain_text("Harbour notes")
+    answer = ask(page, "When does the Kelmouth ferry leave the harbour?")
+    expect(answer).to_contain_text("seven every morning")
+    expect(answer.locator(".sources li").first).to_contain_text("harbour-notes.md")
+    assert (settings.corpus_dir / "harbour-notes.md").read_bytes() == notes.read_bytes()
+
+    # Drag and drop works the same way.
+    page.goto(url)
+    drop = page.evaluate_handle("""() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(["# Herons\\n\\nHerons wade in the Kelmouth shallows at low "
+                               + "tide to catch fish.\\n"], "herons.md", {type: "text/markdown"}));
+        return dt;
+    }""")
+    page.dispatch_event("#upload-form", "drop", {"dataTransfer": drop})
+    expect(page.locator("#upload-status")).to_contain_text("Added and indexed herons.md",
+                                                           timeout=30_000)
+    answer = ask(page, "Where do herons wade at low tide?")
+    expect(answer.locator(".sources li").first).to_contain_text("herons.md")
+
+    # A wrong type is refused with the reason, nothing written.
+    page.goto(url)
+    bad = tmp_path / "tool.exe"
+    bad.write_bytes(b"MZ\x90\x00")
+    page.set_input_files("#upload-files", str(bad))
+    page.click("#upload-button")
+    expect(page.locator("#upload-status")).to_contain_text("not a supported file type")
+    page.problems.clear()  # the browser logs the refused request
+    assert not (settings.corpus_dir / "tool.exe").exists()
+
+    # Removing it from its page takes it out of the corpus and the index.
+    page.goto(url)
+    page.locator("#document-rows a", has_text="Harbour notes").click()
+    page.locator("#remove summary").click()
+    page.click("#remove-button")
+    page.wait_for_url("**/documents?removed=harbour-notes.md", timeout=30_000)
+    expect(page.locator("#library-removed")).to_contain_text("harbour-notes.md")
+    expect(page.locator("#document-rows")).not_to_contain_text("Harbour notes")
+    assert not (settings.corpus_dir / "harbour-notes.md").exists()
+    (settings.corpus_dir / "herons.md").unlink()
+    rebuild(url)

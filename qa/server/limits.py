@@ -25,7 +25,8 @@ T = TypeVar("T")
 # start whole rebuilds, so their budget is far smaller.
 ASK_ROUTES = {("POST", "/api/ask"), ("POST", "/api/chat"), ("POST", "/v1/chat/completions"),
               ("POST", "/")}
-ADMIN_ROUTES = {("POST", "/api/index/rebuild"), ("POST", "/api/index/reload"), ("POST", "/admin")}
+ADMIN_ROUTES = {("POST", "/api/index/rebuild"), ("POST", "/api/index/reload"), ("POST", "/admin"),
+                ("POST", "/api/documents"), ("POST", "/upload")}
 
 
 class LimitError(QAError):

@@ -99,6 +99,7 @@ async def document_page(request: Request, doc_id: str, highlight: SpansParam = N
         "status": found.status,
         "quote": quote,
         "linked_version": v if v and v != serving else None,
+        "token_required": bool(request.app.state.settings.admin_token),
     }
     return templates.TemplateResponse(request, "document.html", context)
 
