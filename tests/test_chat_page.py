@@ -259,3 +259,70 @@ def test_upload_then_ask_cites_the_new_file_and_remove_takes_it_away(
     assert not (settings.corpus_dir / "harbour-notes.md").exists()
     (settings.corpus_dir / "herons.md").unlink()
     rebuild(url)
+
+
+AXE = REPO / ".cache" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def violations(page: Any) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now (WCAG 2.1 A and AA,
+    contrast included), one line each."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    found = page.evaluate("""async () => {
+        const result = await axe.run(document, {runOnly: {type: "tag",
+            values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}});
+        return result.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+            .map(v => v.id + ": " + v.nodes.map(n => n.target.join(" ")).join(", "));
+    }""")
+    return list(found)
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="axe-core not installed (scripts/test.sh does it)")
+def test_pages_pass_axe_and_work_by_keyboard(browser: Any, site: tuple[str, Settings]):
+    from playwright.sync_api import expect
+
+    url, _ = site
+    # axe is injected as a script of its own: the pages' policy allows only their own files.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = record_problems(context.new_page())
+    page.goto(url)
+    expect(page.locator("#examples button.example").first).to_be_visible(timeout=30_000)
+    assert violations(page) == [], "empty chat page"
+
+    # Keyboard only: an example question is a button; Tab reaches it, Enter asks it.
+    page.locator("a.skip").focus()  # from the top of the page
+    expect(page.locator("a.skip")).to_be_in_viewport()  # shown while it has focus
+    reached: list[str] = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.className || "
+                                     "document.activeElement.id"))
+        if reached[-1] == "example":
+            break
+    assert "new-chat" in reached and reached[-1] == "example"
+    page.keyboard.press("Enter")
+    answer = page.locator("#thread article.answer:not(.pending)").first
+    answer.wait_for()
+    expect(page.locator("#announce")).to_contain_text("Answer")
+    ask(page, "Which xylophone museum opened on the Moon?")  # an abstention, with near misses
+    page.locator("#thread a.cite").first.focus()  # its preview open
+    assert violations(page) == [], "conversation"
+    page.keyboard.press("Enter")
+    expect(page.locator("#source-panel")).to_be_visible()
+    assert violations(page) == [], "source panel"
+    page.keyboard.press("Escape")
+
+    # The feedback buttons answer to the keyboard too.
+    page.locator("#turn-0 button.rate.up").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#turn-0 .feedback-status")).to_have_text("Thanks: marked good.")
+
+    for path in ("/documents", "/admin"):
+        page.goto(url + path)
+        assert violations(page) == [], path
+    page.goto(url + "/documents")
+    page.goto(url + page.locator("#document-rows a").first.get_attribute("href"))
+    assert violations(page) == [], "document page"
+    assert page.problems == []
+    context.close()
