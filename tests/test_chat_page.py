@@ -33,8 +33,9 @@ SENTENCE = ("In Japan, the Rapidus consortium, backed by the government and by c
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
     root = tmp_path_factory.mktemp("chat-page")
     shutil.copytree(REPO / "corpus", root / "corpus")
+    # Rebuilds and uploads are many here: no rate limit on admin calls.
     settings = Settings(corpus_dir=root / "corpus", index_dir=root / "index",
-                        min_confidence=0.3, reload_interval=0)
+                        min_confidence=0.3, reload_interval=0, admin_rate=0)
     with serving(settings) as url:
         yield url, settings
 

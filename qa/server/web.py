@@ -100,6 +100,7 @@ async def document_page(request: Request, doc_id: str, highlight: SpansParam = N
         "quote": quote,
         "linked_version": v if v and v != serving else None,
         "token_required": bool(request.app.state.settings.admin_token),
+        "uploads_on": bool(request.app.state.settings.admin_token) or admin_open(request),
     }
     return templates.TemplateResponse(request, "document.html", context)
 

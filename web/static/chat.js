@@ -633,9 +633,15 @@
     if (!wrap) return;
     const preview = wrap.querySelector(".preview");
     preview.style.left = "";
+    wrap.classList.remove("above");
     const box = preview.getBoundingClientRect();
     const over = box.right - (document.documentElement.clientWidth - 8);
     if (over > 0) preview.style.left = -Math.min(over, box.left - 8) + "px";
+    // Near the bottom (behind the question box), open it above the marker instead.
+    const form = document.getElementById("ask-form").getBoundingClientRect();
+    if (box.bottom > Math.min(window.innerHeight, form.top) && box.height < box.top) {
+      wrap.classList.add("above");
+    }
   };
   document.addEventListener("mouseover", fit);
   document.addEventListener("focusin", fit);
