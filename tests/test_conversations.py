@@ -55,7 +55,8 @@ def test_a_conversation_has_an_unguessable_id_and_belongs_to_its_browser(app: Te
     listed = app.get("/api/conversations").json()
     assert [(c["id"], c["turns"]) for c in listed] == [(cid, 2)]
     # The cookie is the key; the file holds only its hash.
-    data = (Path(app.app.state.settings.index_dir) / "conversations.sqlite3").read_bytes()
+    files = Path(app.app.state.settings.index_dir).glob("conversations.sqlite3*")  # with WAL
+    data = b"".join(f.read_bytes() for f in files)
     assert cookie.encode() not in data and owner_key(cookie).encode() in data
 
     # Another browser sees none of it in its list, but may open the conversation by its id...

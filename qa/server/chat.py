@@ -19,6 +19,7 @@ from qa.server.conversations import (
     ConversationStore,
     new_owner_token,
     owner_key,
+    title_of,
 )
 from qa.server.feedback import MAX_COMMENT, FeedbackStore, turn_of
 from qa.server.limits import work
@@ -141,27 +142,28 @@ def turns_of(conv: Conversation) -> list[tuple[int, AskResponse]]:
 
 
 def _keep(store: ConversationStore, conv: Conversation | None, owner: str, question: str,
-          turn: AskResponse) -> tuple[str, int, bool]:
+          turn: AskResponse) -> tuple[str, int, bool, str]:
+    """Store the turn: (conversation id, turn number, whether copied, title)."""
+    data = turn.model_dump_json()
     if conv is None:
-        cid, forked = store.create(owner, question), False
-    elif conv.owner != owner:
+        return store.create(owner, question, data), 0, False, title_of(question)
+    cid, forked = conv.id, False
+    if conv.owner != owner:
         cid, forked = store.fork(conv.id, owner), True
-    else:
-        cid, forked = conv.id, False
-    return cid, store.append(cid, turn.model_dump_json()), forked
+    return cid, store.append(cid, data), forked, conv.title
 
 
 async def converse(request: Request, question: str, cid: str | None, owner: str,
-                   k: int | None = None) -> tuple[str, int, AskResponse, bool]:
+                   k: int | None = None) -> tuple[str, int, AskResponse, bool, str]:
     """Answer in conversation `cid` (a new one if None; a copy if another browser's):
-    (conversation id, turn number, turn, whether it was copied)."""
+    (conversation id, turn number, turn, whether it was copied, title)."""
     store = conversations_of(request)
     conv = await run_in_threadpool(store.get, cid) if cid else None
     earlier = [t for _, t in turns_of(conv)][-MAX_HISTORY_TURNS:] if conv else []
     turn = await work(request, answer_turn, request.app.state.engine, question, earlier, k)
     note(request, abstained=turn.abstained, index_version=turn.index_version)
-    kept, n, forked = await run_in_threadpool(_keep, store, conv, owner, question, turn)
-    return kept, n, turn, forked
+    kept, n, forked, title = await run_in_threadpool(_keep, store, conv, owner, question, turn)
+    return kept, n, turn, forked, title
 
 
 # --- pages --------------------------------------------------------------------------------------
@@ -214,8 +216,8 @@ async def chat_post(
     reload does not send the question again."""
     token, new = client_token(request)
     try:
-        cid, n, _, _ = await converse(request, question, conversation or None,
-                                      str(owner_key(token)))
+        cid, n, _, _, _ = await converse(request, question, conversation or None,
+                                         str(owner_key(token)))
     except BadQuestionError as exc:
         conv = (await run_in_threadpool(conversations_of(request).get, conversation)
                 if conversation else None)
@@ -279,10 +281,9 @@ async def api_chat(body: ChatRequest, request: Request, response: Response) -> C
     """Answer a question in a conversation the server keeps: a new one when `conversation_id`
     is empty, a copy when it is another browser's. The browser is known by a cookie."""
     token, new = client_token(request)
-    cid, n, turn, forked = await converse(request, body.question, body.conversation_id,
-                                          str(owner_key(token)), body.k)
+    cid, n, turn, forked, title = await converse(request, body.question, body.conversation_id,
+                                                 str(owner_key(token)), body.k)
     remember(request, response, token, new)
-    title = (await run_in_threadpool(conversations_of(request).get, cid)).title
     return ChatResponse(conversation_id=cid, url=f"/c/{cid}", title=title, forked=forked,
                         turn=TurnOut(**turn.model_dump(), n=n))
 

@@ -88,19 +88,28 @@ class Conversation:
     turns: list[str]
 
 
+def _check_size(data: str) -> None:
+    if len(data.encode("utf-8")) > MAX_TURN_BYTES:
+        raise ConversationFullError("this answer is too large to keep")
+
+
 class ConversationStore:
     """Conversations and their turns in one SQLite file; safe to use from many threads."""
 
     def __init__(self, path: Path):
         self.file = SQLiteFile(path, SCHEMA)
 
-    def create(self, owner: str, title: str) -> str:
-        """A new, empty conversation of `owner`; its id."""
+    def create(self, owner: str, title: str, first: str | None = None) -> str:
+        """A new conversation of `owner`, holding `first` (a turn's JSON) if given; its id."""
+        if first is not None:
+            _check_size(first)
         cid = secrets.token_urlsafe(16)
         now = time.time()
         with self.file.write() as db:
             db.execute("INSERT INTO conversations VALUES (?, ?, ?, ?, ?)",
                        (cid, owner, title_of(title) or "Conversation", now, now))
+            if first is not None:
+                db.execute("INSERT INTO turns VALUES (?, 0, ?, ?)", (cid, first, now))
             self._prune(db, owner)
         return cid
 
@@ -126,8 +135,7 @@ class ConversationStore:
 
     def append(self, cid: str, data: str) -> int:
         """Add a turn (the JSON of one answer) and return its number, counted from 0."""
-        if len(data.encode("utf-8")) > MAX_TURN_BYTES:
-            raise ConversationFullError("this answer is too large to keep")
+        _check_size(data)
         with self.file.write() as db:
             if db.execute("SELECT 1 FROM conversations WHERE id = ?", (cid,)).fetchone() is None:
                 raise NotFoundError("no conversation with that id")
@@ -144,11 +152,14 @@ class ConversationStore:
     def fork(self, cid: str, owner: str) -> str:
         """A copy of someone else's conversation that `owner` may continue; its id."""
         source = self.get(cid)
-        new = self.create(owner, source.title)
+        new = secrets.token_urlsafe(16)
+        now = time.time()
         with self.file.write() as db:
-            now = time.time()
+            db.execute("INSERT INTO conversations VALUES (?, ?, ?, ?, ?)",
+                       (new, owner, source.title, now, now))
             db.executemany("INSERT INTO turns VALUES (?, ?, ?, ?)",
                            [(new, n, data, now) for n, data in enumerate(source.turns)])
+            self._prune(db, owner)
         return new
 
     def list(self, owner: str | None, limit: int = 100) -> list[Summary]:
