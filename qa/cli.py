@@ -243,6 +243,42 @@ def _eval_progress() -> Any:
     return tick
 
 
+# --- feedback given in the chat page -------------------------------------------------------------
+
+feedback_app = typer.Typer(no_args_is_help=True,
+                           help="Feedback given on answers in the chat page.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out: Annotated[Path, typer.Argument(help="Folder to write the evaluation set into.")],
+    index_dir: IndexOpt = None,
+) -> None:
+    """Write the rated questions as an evaluation set that 'qa eval OUT' runs."""
+    from qa.index.index_dir import IndexDir
+    from qa.server.feedback import FILE_NAME, FeedbackStore, export
+
+    settings = _settings(index_dir=index_dir)
+    path = settings.index_dir / FILE_NAME
+    if not path.is_file():
+        raise QAError(f"no feedback at {path}: answers are rated in the chat page ('qa serve')")
+    version = IndexDir(settings.index_dir).open_current()
+    try:
+        report = export(FeedbackStore(path), version, out)
+    finally:
+        version.close()
+    typer.echo(f"wrote {out}: {report.scored} questions to score (marked good), "
+               f"{report.kept} kept for review (marked bad, or rightly not answered), "
+               f"{report.documents} documents")
+    for reason in report.skipped:
+        typer.echo(f"  skipped {reason}")
+    if report.kept:
+        typer.echo("  the questions kept for review have is_impossible set, so 'qa eval' skips "
+                   "them; give one answers and a gold_doc and drop is_impossible to score it")
+    typer.echo(f"run it with: qa eval {out}")
+
+
 def main() -> None:
     """Entry point: run the CLI, reporting qa's own errors as one line and a non-zero exit."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

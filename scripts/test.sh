@@ -14,6 +14,11 @@ if ! command -v chromium >/dev/null 2>&1; then
         echo "chromium is not installed and this user cannot install it: browser tests will be skipped" >&2
     fi
 fi
+# axe-core checks the pages' accessibility in the browser tests (they skip it when missing).
+if command -v npm >/dev/null 2>&1 && [ ! -f .cache/npm/node_modules/axe-core/axe.min.js ]; then
+    npm install --no-save --silent --prefix .cache/npm axe-core@4 >/dev/null \
+        || echo "axe-core could not be installed: the accessibility test will be skipped" >&2
+fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # Lint and types first: a finding fails the run as a failing test would.
 .venv/bin/ruff check qa tests bench

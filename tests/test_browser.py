@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ import pytest
 
 from qa.config import Settings
 from qa.index.ingest import document_id
+from qa.search.answer import AnswerSpan
 from qa.server.api import create_app
 
 from .conftest import REPO, FakeEmbedder, free_port, uvicorn_thread
@@ -106,7 +108,7 @@ def test_ask_click_citation_and_follow_up(page: Any, server: str):
 
     # The pending state: hold the request while looking at the page.
     held: list[Any] = []
-    page.route("**/api/ask", lambda route: held.append(route))
+    page.route("**/api/chat", lambda route: held.append(route))
     page.fill("#question", Q1)
     page.press("#question", "Enter")
     expect(page.locator("article.pending")).to_be_visible()
@@ -115,7 +117,7 @@ def test_ask_click_citation_and_follow_up(page: Any, server: str):
     held[0].continue_()
     answer = page.locator("#thread article.answer:not(.pending)").first
     answer.wait_for()
-    page.unroute("**/api/ask")
+    page.unroute("**/api/chat")
 
     expect(answer).to_contain_text("Rapidus consortium")
     expect(page.locator("#ask-button")).to_be_enabled()
@@ -288,19 +290,19 @@ def test_thread_survives_a_reload_and_can_be_cleared(page: Any, server: str):
     from playwright.sync_api import expect
 
     page.goto(server)
-    expect(page.locator("#new-chat")).to_be_hidden()
     ask(page, Q1)
     ask(page, FOLLOW)
+    # The conversation has its own address now, kept on the server.
+    assert re.fullmatch(re.escape(server) + r"/c/[A-Za-z0-9_-]{22}", page.url)
+    address = page.url
     page.reload()
     expect(turns(page)).to_have_count(2)
     expect(turns(page).nth(0).locator(".question")).to_contain_text(Q1)
     expect(turns(page).nth(0).locator("article.answer")).to_contain_text("Rapidus consortium")
     expect(turns(page).nth(1).locator("article.answer")).to_contain_text("2027")
     expect(page.locator("#intro")).to_be_hidden()
-    # The restored turns are the conversation, not just a picture of it: a follow-up borrows
-    # from them, and the plain form would carry them too.
-    state = page.evaluate("JSON.parse(document.getElementById('thread-state').value)")
-    assert [t["question"] for t in state] == [Q1, FOLLOW]
+    expect(page.locator("#conversation-title")).to_have_text(Q1)
+    # The restored turns are the conversation, not just a picture of it: a follow-up uses them.
     again = ask(page, "Who backs it?")
     expect(again.locator(".searched")).to_contain_text("Rapidus")
     expect(turns(page)).to_have_count(3)
@@ -309,17 +311,29 @@ def test_thread_survives_a_reload_and_can_be_cleared(page: Any, server: str):
     expect(page.locator("#source-panel mark").first).to_contain_text("Rapidus consortium")
     page.click("#source-close")
 
-    # "New conversation" forgets it, also across a reload.
-    page.click("#new-chat-button")
+    # "New conversation" starts afresh; the sidebar leads back.
+    page.click("#new-chat")
+    page.wait_for_url(server + "/")
     expect(turns(page)).to_have_count(0)
     expect(page.locator("#intro")).to_be_visible()
-    expect(page.locator("#new-chat")).to_be_hidden()
-    assert page.input_value("#thread-state") == "[]"
-    page.reload()
-    expect(turns(page)).to_have_count(0)
-    expect(page.locator("#intro")).to_be_visible()
-    follow = ask(page, FOLLOW)  # no earlier turn to borrow from any more
+    follow = ask(page, FOLLOW)  # no earlier turn to borrow from
     expect(follow.locator(".searched")).to_have_count(0)
+    second = page.url
+    assert second != address
+    listed = page.locator("#conversation-list a")
+    expect(listed.first).to_have_attribute("aria-current", "page")
+    page.locator(f"#conversation-list a[href='{address.removeprefix(server)}']").click()
+    page.wait_for_url(address)
+    expect(turns(page)).to_have_count(3)
+
+    # Deleting it removes it for good.
+    page.click("#delete-conversation")
+    page.wait_for_url(server + "/")
+    expect(page.locator(f"#conversation-list a[href='{address.removeprefix(server)}']")
+           ).to_have_count(0)
+    expect(page.locator(f"#conversation-list a[href='{second.removeprefix(server)}']")
+           ).to_have_count(1)
+    assert page.request.get(address).status == 404
 
 
 def test_a_thread_from_the_plain_form_is_kept_and_not_posted_again(page: Any, server: str):
@@ -360,21 +374,21 @@ def test_back_and_forward_keep_the_thread(browser: Any, bfcache_browser: Any, se
     page = record_problems(context.new_page())
     page.goto(server)
     ask(page, Q1)
+    address = page.url
     page.evaluate("window.sameDocument = true")  # survives only a restore from the cache
     page.click("nav a[href='/admin']")
     page.wait_for_url("**/admin")
-    page.click("nav a[href='/']")  # a second chat page in the same tab continues the thread
-    page.wait_for_url(server + "/")
+    # The same conversation in another page of the tab gets a second turn meanwhile.
+    page.goto(address)
     expect(turns(page)).to_have_count(1)
     ask(page, FOLLOW)
 
-    # A page restored from the cache fires no load event: wait for what it shows instead.
     page.go_back(wait_until="commit")
     expect(page.locator("#admin-title")).to_be_visible()
     page.go_back(wait_until="commit")
     expect(page.locator("#ask-form")).to_be_visible()
-    assert page.url == server + "/"
-    # Back on the first chat page, which must show the turn asked on the second one too.
+    assert page.url == address
+    # Back on the first page of the conversation, which must show the later turn too.
     expect(turns(page)).to_have_count(2)
     expect(turns(page).nth(1).locator("article.answer")).to_contain_text("2027")
     assert page.evaluate("window.sameDocument === true") is cached
@@ -395,7 +409,7 @@ def test_text_typed_while_waiting_is_not_erased(page: Any, server: str):
 
     page.goto(server)
     held: list[Any] = []
-    page.route("**/api/ask", lambda route: held.append(route))
+    page.route("**/api/chat", lambda route: held.append(route))
     page.fill("#question", Q1)
     page.press("#question", "Enter")
     expect(page.locator("article.pending")).to_be_visible()
@@ -404,7 +418,7 @@ def test_text_typed_while_waiting_is_not_erased(page: Any, server: str):
     page.type("#question", "And in Europe?")
     held[0].continue_()
     expect(turns(page).first.locator("article.answer:not(.pending)")).to_contain_text("Rapidus")
-    page.unroute("**/api/ask")
+    page.unroute("**/api/chat")
     assert page.input_value("#question") == "And in Europe?"
 
     # A draft also survives a reload, and sending it clears it.
@@ -420,33 +434,40 @@ def test_text_typed_while_waiting_is_not_erased(page: Any, server: str):
     expect(turns(page)).to_have_count(2)
 
 
-def span_of(body: dict[str, Any], text: str) -> dict[str, Any]:
+def span_of(answer: Any, text: str) -> dict[str, Any]:
     """The answer span of `text` inside the first supporting sentence that holds it."""
-    for c in body["citations"]:
-        for a, b in c["highlight"]:
-            sentence = c["text"][a - c["start"]:b - c["start"]]
+    for c in answer.citations:
+        for a, b in c.highlight:
+            sentence = c.text[a - c.start:b - c.start]
             if text in sentence:
                 start = a + sentence.index(text)
-                return {"text": text, "n": c["n"], "document_id": c["document_id"],
+                return {"text": text, "n": c.n, "document_id": c.document_id,
                         "start": start, "end": start + len(text)}
-    raise AssertionError(f"{text!r} is in no supporting sentence of {body['answer']!r}")
+    raise AssertionError(f"{text!r} is in no supporting sentence of {answer.text!r}")
 
 
-def test_short_answer_is_shown_first_and_marked_in_its_sentence(page: Any, server: str):
+def test_short_answer_is_shown_first_and_marked_in_its_sentence(page: Any, server: str,
+                                                               monkeypatch: pytest.MonkeyPatch):
+    import dataclasses
+
     from playwright.sync_api import expect
 
-    def with_span(route: Any) -> None:
-        # The first answer without a span, the follow-up with one, whatever the engine says.
-        response = route.fetch()
-        body = response.json()
-        body["answer_span"] = span_of(body, "2027") if body["question"] == FOLLOW else None
-        route.fulfill(response=response, json=body)
+    import qa.server.turns
 
+    real = qa.server.turns.ask_in_conversation
+
+    def with_span(*args: Any, **kwargs: Any) -> Any:
+        # The first answer without a span, the follow-up with one, whatever the engine says.
+        answer = real(*args, **kwargs)
+        if answer.question != FOLLOW:
+            return dataclasses.replace(answer, answer_span=None)
+        s = span_of(answer, "2027")
+        return dataclasses.replace(answer, answer_span=AnswerSpan(**s))
+
+    monkeypatch.setattr(qa.server.turns, "ask_in_conversation", with_span)
     page.goto(server)
-    page.route("**/api/ask", with_span)
     ask(page, Q1)
     answer = ask(page, FOLLOW)
-    page.unroute("**/api/ask")
 
     def check(answer: Any) -> str:
         short = answer.locator(".short-answer")
@@ -487,22 +508,23 @@ def test_short_answer_is_shown_first_and_marked_in_its_sentence(page: Any, serve
     check(turns(page).nth(1).locator("article.answer"))
 
 
-def test_abstention_says_why(page: Any, server: str):
+def test_abstention_says_why(page: Any, server: str, monkeypatch: pytest.MonkeyPatch):
+    import dataclasses
+
     from playwright.sync_api import expect
 
+    import qa.server.turns
+
     reason = "The question seems to be in <b>French</b>. Try asking in English."
+    real = qa.server.turns.ask_in_conversation
 
-    def with_reason(route: Any) -> None:
-        response = route.fetch()
-        body = response.json()
-        assert body["abstained"]
-        body["reason"] = reason
-        route.fulfill(response=response, json=body)
+    def with_reason(*args: Any, **kwargs: Any) -> Any:
+        answer = real(*args, **kwargs)
+        return dataclasses.replace(answer, reason=reason) if answer.abstained else answer
 
+    monkeypatch.setattr(qa.server.turns, "ask_in_conversation", with_reason)
     page.goto(server)
-    page.route("**/api/ask", with_reason)
     abstained = ask(page, "???")
-    page.unroute("**/api/ask")
     badge = abstained.locator(".badge")
     expect(badge).to_have_text("Not found in the corpus")
     expect(abstained.locator(".badge + .reason")).to_have_text(reason)  # as text, not markup

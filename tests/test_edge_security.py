@@ -283,7 +283,9 @@ def test_served_app_refuses_rebinding_and_cross_site_posts(built: Settings,
         for name in ("127.0.0.1", "localhost"):
             same = {"origin": f"http://{name}:{port}", "host": f"{name}:{port}"}
             assert c.post("/api/ask", json=ASK, headers=same).status_code == 200
-            page = c.post("/", data={"question": ASK["question"]}, headers=same)
+            sent = c.post("/", data={"question": ASK["question"]}, headers=same)
+            assert sent.status_code == 303  # to the conversation's own page
+            page = c.get(sent.headers["location"], headers=same)
             assert page.status_code == 200 and "East India" in page.text
 
 

@@ -34,8 +34,26 @@ def soup(response) -> BeautifulSoup:
     return BeautifulSoup(response.text, "lxml")
 
 
-def post(client: TestClient, question: str, thread: str = ""):
-    return client.post("/", data={"question": question, "thread": thread}, headers=HTML)
+def post(client: TestClient, question: str, conversation: str = ""):
+    """Send the plain form; the answer shows at the conversation's URL after a redirect."""
+    return client.post("/", data={"question": question, "conversation": conversation},
+                       headers=HTML)
+
+
+def conversation_of(response) -> str:
+    """The id of the conversation a form post was redirected to."""
+    m = re.fullmatch(r"http://testserver/c/([A-Za-z0-9_-]{22})(#turn-\d+)?", str(response.url))
+    assert m, response.url
+    return m.group(1)
+
+
+def seed(client: TestClient, turns: list[dict]) -> str:
+    """A conversation holding `turns` as they are (say, forged), started by another browser."""
+    store = client.app.state.conversations
+    cid = store.create("someone else", "seeded")
+    for turn in turns:
+        store.append(cid, json.dumps(turn))
+    return cid
 
 
 def test_chat_page_is_a_plain_form_with_external_script_only(client: TestClient):
@@ -91,10 +109,13 @@ def test_source_view_shows_page_and_section(client: TestClient):
 
 
 def test_form_follow_up_carries_the_thread_and_shows_the_search(client: TestClient):
-    first = soup(post(client, "Which company brought tea to London?"))
-    thread = first.find("input", attrs={"name": "thread"})["value"]
-    assert json.loads(thread)[0]["question"] == "Which company brought tea to London?"
-    second = soup(post(client, "When did it do that?", thread))
+    r = post(client, "Which company brought tea to London?")
+    assert r.history[0].status_code == 303  # a reload shows the page, it does not post again
+    cid = conversation_of(r)
+    first = soup(r)
+    assert first.find("input", attrs={"name": "conversation"})["value"] == cid
+    assert first.find("input", attrs={"name": "thread"}) is None  # the server keeps it
+    second = soup(post(client, "When did it do that?", cid))
     turns = second.select("#thread li.turn")
     assert [t.select_one(".question").text.replace("You asked: ", "") for t in turns] == [
         "Which company brought tea to London?", "When did it do that?"]
@@ -114,11 +135,12 @@ def test_bad_question_in_the_form_is_a_friendly_page(client: TestClient, questio
     assert page.find("form", id="ask-form") is not None
 
 
-@pytest.mark.parametrize("thread", ["garbage", "[{}]", '{"a": 1}', "[" * 5000])
-def test_damaged_thread_starts_a_new_conversation(client: TestClient, thread: str):
-    r = post(client, "Where do penguins live?", thread)
-    assert r.status_code == 200
-    assert len(soup(r).select("#thread li.turn")) == 1
+@pytest.mark.parametrize("conversation", ["garbage", "../../etc/passwd", "A" * 22, "[" * 60])
+def test_unknown_conversation_is_a_friendly_404(client: TestClient, conversation: str):
+    r = post(client, "Where do penguins live?", conversation)
+    assert r.status_code == 404
+    assert "no conversation" in soup(r).select_one(".error").text
+    assert client.get(f"/c/{conversation}", headers=HTML).status_code == 404
 
 
 @pytest.mark.parametrize("url,status,says", [
@@ -186,11 +208,11 @@ def test_hostile_answer_and_question_are_shown_as_text(evil: TestClient):
     page = soup(r)
     assert IMG in page.select_one(".question").text
     assert "attacker" in page.select_one("article.answer .text").text
-    thread = json.loads(page.find("input", attrs={"name": "thread"})["value"])
-    assert thread[0]["question"] == question
-    # And a forged thread cannot inject markup either.
-    forged = json.dumps([{**thread[0], "answer": f"{IMG} [1]", "query": SCRIPT}])
-    again = post(evil, "comets?", forged)
+    stored = evil.get(f"/api/conversations/{conversation_of(r)}").json()["turns"]
+    assert stored[0]["question"] == question
+    # And a forged stored turn cannot inject markup either.
+    forged = {**stored[0], "answer": f"{IMG} [1]", "query": SCRIPT}
+    again = post(evil, "comets?", seed(evil, [forged]))
     assert_shown_as_text(again.text)
     assert IMG in soup(again).select_one("article.answer .text").text
 
@@ -215,10 +237,10 @@ def spanned(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     """The form's engine, answering with the short answer "1660s" (or none, if not found)."""
     import dataclasses
 
-    import qa.server.web
+    import qa.server.turns
     from qa.search.answer import AnswerSpan
 
-    real = qa.server.web.ask_in_conversation
+    real = qa.server.turns.ask_in_conversation
 
     def ask(*args, **kwargs):
         answer = real(*args, **kwargs)
@@ -226,16 +248,20 @@ def spanned(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> TestClient:
         return dataclasses.replace(
             answer, answer_span=AnswerSpan("1660s", n, doc_id, start, start + len("1660s")))
 
-    monkeypatch.setattr(qa.server.web, "ask_in_conversation", ask)
+    monkeypatch.setattr(qa.server.turns, "ask_in_conversation", ask)
     return client
 
 
 def test_form_post_shows_the_short_answer_first_and_marks_it(spanned: TestClient):
-    page = soup(post(spanned, TEA))
+    r = post(spanned, TEA)
+    page = soup(r)
     answer = page.select_one("#thread article.answer")
     first = answer.find(["p", "div"])
     assert "short-answer" in first["class"] and first.find("strong").text == "1660s"
     text = answer.select_one(".text")
+    previews = [p.extract() for p in text.select(".preview")]  # shown on hover, not inline
+    assert [p.select_one(".preview-text").text for p in previews] == [
+        "The British East India Company brought tea to London in the 1660s."]
     marks = text.select("mark.span")
     assert [m.text for m in marks] == ["1660s"]
     assert "brought tea to London in the 1660s" in text.text and text.text.count("1660s") == 1
@@ -248,13 +274,13 @@ def test_form_post_shows_the_short_answer_first_and_marks_it(spanned: TestClient
     sentence = doc.find("mark", id="hl")
     assert "East India Company brought tea" in sentence.text
     assert [m.text for m in sentence.select("mark.span")] == ["1660s"]
-    # The span rides in the thread field and survives the next post.
-    thread = page.find("input", attrs={"name": "thread"})["value"]
-    assert json.loads(thread)[0]["answer_span"]["text"] == "1660s"
+    # The span is kept with the conversation.
+    stored = spanned.get(f"/api/conversations/{conversation_of(r)}").json()["turns"]
+    assert stored[0]["answer_span"]["text"] == "1660s"
 
 
 def crafted(client: TestClient, question: str, **changes) -> dict:
-    """A real API answer with some fields changed, as the thread field would carry it."""
+    """A real API answer with some fields changed, as a stored turn might hold it."""
     turn = client.post("/api/ask", json={"question": question}).json()
     return {**turn, **changes}
 
@@ -268,7 +294,7 @@ def test_thread_renders_span_and_reason_and_escapes_them(client: TestClient):
     reason = f"The question seems to be in French {SCRIPT}. Try asking in English."
     abstained = crafted(client, "???", reason=reason)
     assert abstained["abstained"]
-    r = post(client, "Where do penguins live?", json.dumps([answered, abstained]))
+    r = post(client, "Where do penguins live?", seed(client, [answered, abstained]))
     assert r.status_code == 200
     assert_shown_as_text(r.text)
     turns = soup(r).select("#thread li.turn")
@@ -285,7 +311,7 @@ def test_thread_renders_span_and_reason_and_escapes_them(client: TestClient):
 
 def test_abstention_without_a_reason_shows_only_the_badge(client: TestClient):
     abstained = crafted(client, "???", reason="")
-    page = soup(post(client, "Where do penguins live?", json.dumps([abstained])))
+    page = soup(post(client, "Where do penguins live?", seed(client, [abstained])))
     first = page.select("#thread li.turn")[0]
     assert first.select_one(".badge") is not None and first.select_one(".reason") is None
 
@@ -321,7 +347,7 @@ def test_the_span_is_marked_where_the_offsets_say_not_just_where_its_text_first_
     at = a + sentence.index("London") + 4  # the second "on" of "London"
     turn["answer_span"] = {"text": "on", "n": cite["n"], "document_id": cite["document_id"],
                            "start": at, "end": at + 2}
-    page = soup(post(client, "Where do penguins live?", json.dumps([turn])))
+    page = soup(post(client, "Where do penguins live?", seed(client, [turn])))
     mark = page.select_one("#thread li.turn .text mark.span")
     assert mark.text == "on" and mark.previous_sibling.endswith("to Lond")
     assert f"&span={at}-{at + 2}#hl" in page.select_one("#thread li.turn a.cite")["href"]

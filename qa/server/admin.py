@@ -8,9 +8,9 @@ import ipaddress
 import json
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -19,7 +19,7 @@ from qa.config import Settings
 from qa.errors import AccessDeniedError
 from qa.index.rebuild import BuildManager, BuildStatus
 from qa.server.limits import stream
-from qa.server.schemas import ErrorResponse
+from qa.server.schemas import AskResponse, ErrorResponse
 
 
 class RebuildRequest(BaseModel):
@@ -149,4 +149,38 @@ async def status_stream(request: Request) -> EventSourceResponse:
                 return
             await asyncio.sleep(0.2)
 
-    return stream(request, events())
+    return stream(request, events(), headers={"Cache-Control": "no-store"})
+
+
+class FeedbackEntryOut(BaseModel):
+    """Feedback on one answer, with the answer as it was given."""
+
+    conversation_id: str
+    n: int
+    rating: Literal["up", "down"]
+    comment: str
+    updated: float
+    turn: AskResponse
+
+
+def admin_open(request: Request) -> bool:
+    """Whether admin pages may show their content without a token (no token set, loopback)."""
+    try:
+        check_token(request.app.state.settings, None)
+    except AccessDeniedError:
+        return False
+    return True
+
+
+@router.get("/api/feedback", response_model=list[FeedbackEntryOut], tags=["feedback"])
+async def feedback_list(
+    request: Request,
+    rating: Literal["up", "down"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[FeedbackEntryOut]:
+    """Feedback given on answers, newest first (admin only: it holds users' questions)."""
+    check_admin(request)
+    entries = await run_in_threadpool(request.app.state.feedback.entries, rating, limit)
+    return [FeedbackEntryOut(conversation_id=e.conversation, n=e.n, rating=e.rating,
+                             comment=e.comment, updated=e.updated, turn=e.turn)
+            for e in entries]

@@ -35,7 +35,7 @@ from qa.index.rebuild import BuildManager
 from qa.library import Index, shared_embedder
 from qa.search.engine import Engine, unavailable
 from qa.search.followup import ask_in_conversation
-from qa.server import admin, docs, observability, openai_api, web
+from qa.server import admin, docs, observability, openai_api, uploads, web
 from qa.server.edge import Edge
 from qa.server.limits import LimitError, ProxyClient, StreamGate, Throttle, WorkGate, work
 from qa.server.observability import Metrics, RequestLog, note
@@ -187,17 +187,20 @@ def _install_error_handlers(app: FastAPI) -> None:
 class Guard:
     """ASGI middleware: refuses oversized bodies and adds security headers to every response."""
 
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES):
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES,
+                 larger: dict[str, int] | None = None):
         self.app = app
         self.max_body = max_body
+        self.larger = larger or {}  # path -> its own limit (file uploads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.max_body)
         length = dict(scope["headers"]).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.max_body:
-            msg = f"the request body is over the {self.max_body // 1024} KiB limit"
+        if not length.isdigit() or int(length) > limit:
+            msg = f"the request body is over the {limit // 1024} KiB limit"
             resp = JSONResponse({"error": {"type": "too_large", "message": msg}}, status_code=413)
             await resp(scope, receive, send)
             return
@@ -209,9 +212,9 @@ class Guard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > limit:
                     raise HTTPException(
-                        413, f"the request body is over the {self.max_body // 1024} KiB limit")
+                        413, f"the request body is over the {limit // 1024} KiB limit")
             return message
 
         async def send_with_headers(message: Message) -> None:
@@ -381,7 +384,7 @@ def create_app(
                            allow_headers=["authorization", "content-type", "x-request-id"],
                            expose_headers=["x-request-id", "retry-after"], max_age=600)
     app.add_middleware(Edge, settings=settings, refuse=reject)
-    app.add_middleware(Guard)
+    app.add_middleware(Guard, larger=uploads.body_limits(settings))
     app.add_middleware(RequestLog, metrics=app.state.metrics)
     app.add_middleware(ProxyClient, proxies=settings.trusted_proxies)
     _install_error_handlers(app)

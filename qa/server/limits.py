@@ -24,8 +24,10 @@ T = TypeVar("T")
 
 # Which requests spend which budget: asking is cheap to send and expensive to answer; admin calls
 # start whole rebuilds, so their budget is far smaller.
-ASK_ROUTES = {("POST", "/api/ask"), ("POST", "/v1/chat/completions"), ("POST", "/")}
-ADMIN_ROUTES = {("POST", "/api/index/rebuild"), ("POST", "/api/index/reload"), ("POST", "/admin")}
+ASK_ROUTES = {("POST", "/api/ask"), ("POST", "/api/chat"), ("POST", "/v1/chat/completions"),
+              ("POST", "/")}
+ADMIN_ROUTES = {("POST", "/api/index/rebuild"), ("POST", "/api/index/reload"), ("POST", "/admin"),
+                ("POST", "/api/documents"), ("POST", "/upload")}
 
 
 class LimitError(QAError):

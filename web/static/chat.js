@@ -1,5 +1,5 @@
-// qa chat: posts questions without reloading and shows sources beside the conversation.
-// The page works without this file; everything here is an enhancement.
+// qa chat: asks without reloading, keeps the conversation on the server under its own URL,
+// previews and opens sources, and sends feedback. The page works without this file.
 // Untrusted text (questions, answers, documents) is only ever inserted with textContent.
 "use strict";
 
@@ -9,22 +9,19 @@
   const input = document.getElementById("question");
   const button = document.getElementById("ask-button");
   const thread = document.getElementById("thread");
-  const state = document.getElementById("thread-state");
+  const idField = document.getElementById("conversation-id");
   const errorBox = document.getElementById("ask-error");
+  const announce = document.getElementById("announce");
   const panel = document.getElementById("source-panel");
   const intro = document.getElementById("intro");
-  const newChat = document.getElementById("new-chat");
-  const MAX_TURNS = 20;
-  const MAX_MESSAGE = 4000;
   const DOC_ID = /^[0-9a-f]{16}$/;
-  // The conversation and the unsent question live in this tab's session storage, so that a
-  // reload or a trip back and forth through the history shows them again.
-  const THREAD_KEY = "qa.thread.v1";
-  const DRAFT_KEY = "qa.draft.v1";
+  const CONVERSATION_ID = /^[A-Za-z0-9_-]{22}$/;
+  // The unsent question lives in this tab's session storage, so a reload keeps it; the
+  // conversation itself lives on the server.
+  const DRAFT_KEY = "qa.draft.v2";
 
-  let turns = [];
   let busy = false;
-  let conversation = 0; // bumped by "New conversation", so a late answer is not added to it
+  let owned = !document.getElementById("shared-note");
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -33,24 +30,30 @@
     return node;
   }
 
-  // --- storage ------------------------------------------------------------------------------
+  function conversationId() {
+    return CONVERSATION_ID.test(idField.value) ? idField.value : "";
+  }
 
-  function load(key) {
+  // --- the draft ----------------------------------------------------------------------------
+
+  function saveDraft() {
     try {
-      return window.sessionStorage.getItem(key);
+      if (input.value) window.sessionStorage.setItem(DRAFT_KEY, input.value);
+      else window.sessionStorage.removeItem(DRAFT_KEY);
     } catch (e) {
-      return null; // storage disabled: the page still works, it just forgets on reload
+      // storage full or disabled: the page still works, it just forgets the draft
     }
   }
 
-  function store(key, value) {
+  function loadDraft() {
     try {
-      if (value) window.sessionStorage.setItem(key, value);
-      else window.sessionStorage.removeItem(key);
+      return window.sessionStorage.getItem(DRAFT_KEY);
     } catch (e) {
-      // full or disabled: keep going without it
+      return null;
     }
   }
+
+  // --- checking what the server sent ---------------------------------------------------------
 
   const isInt = (v) => Number.isInteger(v);
   const isStr = (v) => typeof v === "string";
@@ -66,62 +69,45 @@
       isStr(s.document_id) && isInt(s.start) && isInt(s.end));
   }
 
-  // A turn as the API returns it; anything else (a damaged or old store) is dropped.
   function validTurn(t) {
-    return !!t && typeof t === "object" && isStr(t.question) && isStr(t.query) &&
+    return !!t && typeof t === "object" && isStr(t.question) && isStr(t.query) && isInt(t.n) &&
       isStr(t.answer) && typeof t.confidence === "number" && typeof t.abstained === "boolean" &&
       Array.isArray(t.citations) && t.citations.every(validCitation) && validSpan(t.answer_span) &&
       (t.reason === undefined || isStr(t.reason));
   }
 
-  function parseTurns(raw) {
-    try {
-      const value = JSON.parse(raw || "[]");
-      return Array.isArray(value) ? value.filter(validTurn).slice(-MAX_TURNS) : [];
-    } catch (e) {
-      return [];
-    }
-  }
-
-  function save() {
-    const json = JSON.stringify(turns);
-    state.value = json; // the plain form carries the thread too
-    store(THREAD_KEY, turns.length ? json : "");
-  }
-
-  function saveDraft() {
-    store(DRAFT_KEY, input.value);
-  }
-
-  function history() {
-    const out = [];
-    for (const t of turns) {
-      out.push({ role: "user", content: t.question.slice(0, MAX_MESSAGE) });
-      out.push({ role: "assistant", content: t.answer.slice(0, MAX_MESSAGE) });
-    }
-    return out.slice(-MAX_TURNS);
-  }
-
-  function where(c) {
+  function place(c) {
     let text = c.path;
     if (c.page !== null && c.page !== undefined) text += " · page " + c.page;
     if (c.section) text += " · " + c.section;
     return text;
   }
 
-  // Only links into this site: a stored or forged turn cannot smuggle in another scheme.
+  // Only links into this site: a forged turn cannot smuggle in another scheme.
   function safeHref(url) {
     return /^\/(?![/\\])/.test(url) ? url : "#";
   }
 
-  // --- the short answer, as qa/web.py finds it -------------------------------------------------
+  // The sentences a citation's preview shows, as qa/server/pages.py cited_text does.
+  function citedText(c) {
+    const parts = [];
+    for (const [a, b] of c.highlight) {
+      if (c.start <= a && a < b && b <= c.end) {
+        const piece = c.text.slice(a - c.start, b - c.start).trim();
+        if (piece) parts.push(piece);
+      }
+    }
+    const text = parts.join(" … ") || c.text.trim();
+    return text.length <= 400 ? text : text.slice(0, 399).trimEnd() + "…";
+  }
+
+  // --- the short answer, as qa/server/pages.py finds it ---------------------------------------
 
   function shortAnswer(turn) {
     const span = turn.answer_span;
     return span && !turn.abstained && span.text.trim() ? span : null;
   }
 
-  // The citation's link, carrying the short answer's span when it lies in this citation.
   function citeUrl(turn, c) {
     const span = shortAnswer(turn);
     const url = safeHref(c.url);
@@ -135,7 +121,6 @@
     return base + (base.includes("?") ? "&" : "?") + "span=" + span.start + "-" + span.end + fragment;
   }
 
-  // The answer cut into plain runs ({text}) and markers ({text, n}).
   function parts(turn, byN) {
     const out = [];
     let pos = 0;
@@ -150,7 +135,6 @@
     return out;
   }
 
-  // [run index, start, end] of the short answer inside a sentence cited as [n], or null.
   function spanIn(list, turn, byN) {
     const span = shortAnswer(turn);
     if (!span) return null;
@@ -183,7 +167,68 @@
     return null;
   }
 
-  // The same structure as _answer.html, built node by node.
+  // --- drawing a turn, as _answer.html does -------------------------------------------------
+
+  function citeMarker(turn, c, text, index) {
+    const wrap = el("span", "cite-wrap");
+    const a = el("a", "cite", text);
+    a.href = citeUrl(turn, c);
+    a.setAttribute("aria-label", "Source " + c.n + ": " + c.title);
+    const id = "pv-" + turn.n + "-" + index;
+    a.setAttribute("aria-describedby", id);
+    const preview = el("span", "preview");
+    preview.id = id;
+    preview.setAttribute("role", "tooltip");
+    preview.appendChild(el("span", "preview-title", c.title));
+    preview.appendChild(document.createTextNode(" "));
+    preview.appendChild(el("span", "preview-where", place(c)));
+    preview.appendChild(document.createTextNode(" "));
+    preview.appendChild(el("span", "preview-text", citedText(c)));
+    wrap.appendChild(a);
+    wrap.appendChild(preview);
+    return wrap;
+  }
+
+  function feedbackForm(turn) {
+    const f = el("form", "feedback");
+    f.method = "post";
+    f.action = "/c/" + conversationId() + "/feedback";
+    f.setAttribute("aria-label", "Feedback on this answer");
+    const n = el("input");
+    n.type = "hidden";
+    n.name = "n";
+    n.value = String(turn.n);
+    f.appendChild(n);
+    f.appendChild(el("span", "feedback-ask", "Was this right?"));
+    for (const [value, label, text] of [["up", "Yes, a good answer", "Yes"],
+                                        ["down", "No, a bad answer", "No"]]) {
+      const b = el("button", "rate " + value, text);
+      b.type = "submit";
+      b.name = "rating";
+      b.value = value;
+      b.setAttribute("aria-label", label);
+      b.setAttribute("aria-pressed", turn.rating === value ? "true" : "false");
+      f.appendChild(document.createTextNode(" "));
+      f.appendChild(b);
+    }
+    const details = el("details", "comment");
+    details.appendChild(el("summary", null, "Add a comment"));
+    const label = el("label", null, "Comment, sent with Yes or No");
+    label.htmlFor = "comment-" + turn.n;
+    const area = el("textarea");
+    area.id = "comment-" + turn.n;
+    area.name = "comment";
+    area.rows = 2;
+    area.maxLength = 2000;
+    details.appendChild(label);
+    details.appendChild(area);
+    f.appendChild(details);
+    const status = el("span", "feedback-status");
+    status.setAttribute("role", "status");
+    f.appendChild(status);
+    return f;
+  }
+
   function answerArticle(turn) {
     const article = el("article", "bubble answer" + (turn.abstained ? " abstained" : ""));
     article.setAttribute("aria-label", turn.abstained ? "No answer in the corpus" : "Answer");
@@ -210,12 +255,8 @@
     const at = spanIn(list, turn, byN);
     list.forEach((p, i) => {
       if (p.n !== null) {
-        const c = byN.get(p.n);
-        const a = el("a", "cite", p.text);
-        a.href = citeUrl(turn, c);
-        a.setAttribute("aria-label", "Source " + c.n + ": " + c.title);
-        text.appendChild(a);
-        cited.add(c.n);
+        text.appendChild(citeMarker(turn, byN.get(p.n), p.text, i + 1));
+        cited.add(p.n);
       } else if (at && at[0] === i) {
         const before = p.text.slice(0, at[1]);
         const after = p.text.slice(at[2]);
@@ -230,7 +271,7 @@
     const shown = turn.abstained ? turn.citations : turn.citations.filter((c) => cited.has(c.n));
     if (shown.length) {
       const details = el("details", "sources");
-      details.open = !turn.abstained;
+      details.open = true;
       const label = turn.abstained ? "Closest passages" : "Sources";
       details.appendChild(el("summary", null, label + " (" + shown.length + ")"));
       const ol = el("ol");
@@ -241,18 +282,24 @@
         a.href = citeUrl(turn, c);
         li.appendChild(a);
         li.appendChild(document.createTextNode(" "));
-        li.appendChild(el("span", "where", where(c)));
+        li.appendChild(el("span", "where", place(c)));
+        if (turn.abstained && c.highlight.length) {
+          li.appendChild(document.createTextNode(" "));
+          li.appendChild(el("q", "near", citedText(c)));
+        }
         ol.appendChild(li);
       }
       details.appendChild(ol);
       article.appendChild(details);
     }
     article.appendChild(el("p", "meta", "confidence " + turn.confidence.toFixed(2)));
+    if (owned && conversationId()) article.appendChild(feedbackForm(turn));
     return article;
   }
 
   function turnItem(turn) {
     const li = el("li", "turn");
+    li.id = "turn-" + turn.n;
     const q = el("div", "bubble question");
     q.appendChild(el("span", "sr-only", "You asked: "));
     q.appendChild(document.createTextNode(turn.question));
@@ -262,17 +309,7 @@
   }
 
   function showEmpty() {
-    const empty = turns.length === 0 && !thread.querySelector("li.turn");
-    if (intro) intro.hidden = !empty;
-    if (newChat) newChat.hidden = empty;
-  }
-
-  // The whole thread drawn again from `turns` (a question still waiting is kept at the end).
-  function render() {
-    const waiting = thread.querySelector("li.turn.waiting");
-    thread.replaceChildren(...turns.map(turnItem));
-    if (waiting) thread.appendChild(waiting);
-    showEmpty();
+    if (intro) intro.hidden = !!thread.querySelector("li.turn");
   }
 
   function showError(message) {
@@ -280,14 +317,93 @@
     errorBox.hidden = !message;
   }
 
+  function say(turn) {
+    // The live region reads the answer once; the thread itself is not live (it would be read
+    // again whole on every change).
+    let text;
+    if (turn.abstained) text = "Not found in the corpus. " + (turn.reason || "");
+    else {
+      const short = shortAnswer(turn);
+      text = "Answer: " + (short ? short.text + ". " : "") + turn.answer.replace(/\s*\[\d{1,3}\]/g, "");
+    }
+    announce.textContent = text.slice(0, 600);
+  }
+
+  // --- the conversation's place: its URL, its title, the sidebar -----------------------------
+
+  function adopt(body) {
+    const was = conversationId();
+    idField.value = body.conversation_id;
+    if (was === body.conversation_id) return;
+    owned = true;
+    try {
+      window.history.replaceState(null, "", body.url);
+    } catch (e) {
+      // not fatal: the sidebar links to it all the same
+    }
+    document.title = body.title + " · qa";
+    const shared = document.getElementById("shared-note");
+    if (shared) shared.remove();
+    let head = document.getElementById("conversation-head");
+    if (!head) {
+      head = el("header", "conversation-head");
+      head.id = "conversation-head";
+      const h1 = el("h1", null, body.title);
+      h1.id = "conversation-title";
+      head.appendChild(h1);
+      intro.before(head);
+      const introTitle = intro.querySelector("h1");
+      if (introTitle) introTitle.remove();
+    }
+    let actions = head.querySelector(".conversation-actions");
+    if (!actions) {
+      actions = el("div", "conversation-actions");
+      head.appendChild(actions);
+    }
+    actions.replaceChildren();
+    const exportLink = el("a", null, "Export as Markdown");
+    exportLink.id = "export-link";
+    exportLink.href = body.url + "/export";
+    actions.appendChild(exportLink);
+    actions.appendChild(document.createTextNode(" "));
+    const del = el("form", "inline");
+    del.id = "delete-form";
+    del.method = "post";
+    del.action = body.url + "/delete";
+    const delButton = el("button", "link-button", "Delete conversation");
+    delButton.type = "submit";
+    delButton.id = "delete-conversation";
+    del.appendChild(delButton);
+    actions.appendChild(del);
+    // The sidebar: the new conversation first, and marked as the one shown.
+    const list = document.getElementById("conversation-list");
+    list.querySelectorAll("[aria-current]").forEach((a) => a.removeAttribute("aria-current"));
+    const li = el("li");
+    const a = el("a", null, body.title);
+    a.href = body.url;
+    a.setAttribute("aria-current", "page");
+    li.appendChild(a);
+    list.prepend(li);
+    const none = document.getElementById("no-conversations");
+    if (none) none.hidden = true;
+    // A copy starts afresh: the shown turns are its own now, with feedback forms.
+    if (body.forked) {
+      thread.querySelectorAll("article.answer").forEach((art) => {
+        const item = art.closest("li.turn");
+        const n = Number((item.id || "").replace("turn-", ""));
+        if (!art.querySelector("form.feedback") && Number.isInteger(n)) {
+          art.appendChild(feedbackForm({ n: n, rating: null }));
+        }
+      });
+    }
+  }
+
   async function ask(question) {
     busy = true;
     button.disabled = true;
     showError("");
-    const asked = conversation;
     const li = el("li", "turn waiting");
-    const q = el("div", "bubble question", question);
-    li.appendChild(q);
+    li.appendChild(el("div", "bubble question", question));
     const pending = el("article", "bubble answer pending");
     pending.setAttribute("aria-busy", "true");
     pending.appendChild(el("p", "text", "Searching the corpus…"));
@@ -295,11 +411,12 @@
     thread.appendChild(li);
     showEmpty();
     li.scrollIntoView({ block: "end" });
+    announce.textContent = "Searching the corpus…";
     try {
-      const response = await fetch("/api/ask", {
+      const response = await fetch("/api/chat", {
         method: "POST",
         headers: { "content-type": "application/json", accept: "application/json" },
-        body: JSON.stringify({ question: question, history: history() }),
+        body: JSON.stringify({ question: question, conversation_id: conversationId() || null }),
       });
       let body = null;
       try {
@@ -307,23 +424,22 @@
       } catch (e) {
         body = null;
       }
-      if (!response.ok || !body || body.error || !validTurn(body)) {
+      li.remove();
+      if (!response.ok || !body || body.error || !validTurn(body.turn) ||
+          !CONVERSATION_ID.test(body.conversation_id)) {
         const message = body && body.error && body.error.message ? body.error.message
           : "the server answered " + response.status;
-        li.remove();
         showEmpty();
-        if (asked === conversation) showError("Could not ask: " + message);
+        showError("Could not ask: " + message);
+        announce.textContent = "";
         return;
       }
-      li.remove();
-      if (asked !== conversation) return; // the conversation was cleared meanwhile
-      turns.push(body);
-      turns = turns.slice(-MAX_TURNS);
-      save();
-      const item = turnItem(body);
+      adopt(body);
+      const item = turnItem(body.turn);
       thread.appendChild(item);
       showEmpty();
-      // Whatever the person typed while waiting stays; only the question just sent is cleared.
+      say(body.turn);
+      // Whatever was typed while waiting stays; only the question just sent is cleared.
       if (input.value.trim() === question) {
         input.value = "";
         saveDraft();
@@ -333,6 +449,7 @@
       li.remove();
       showEmpty();
       showError("Could not reach the server; check that it is running and try again.");
+      announce.textContent = "";
     } finally {
       busy = false;
       button.disabled = false;
@@ -358,71 +475,189 @@
       form.requestSubmit();
     }
   });
-
   input.addEventListener("input", saveDraft);
 
-  if (newChat) {
-    newChat.addEventListener("submit", (event) => {
-      event.preventDefault();
-      conversation += 1;
-      turns = [];
-      save();
-      thread.replaceChildren();
-      showError("");
-      showEmpty();
-      input.focus();
-    });
-  }
-
-  // What the page shows at start, and again when it comes back from the back/forward cache
-  // (another page of this tab may have added turns meanwhile).
-  function restore(fromCache) {
-    if (!fromCache && thread.querySelector("li.turn")) {
-      // The server drew this thread after a plain form post: adopt it, and make a reload
-      // a plain GET rather than posting the question again.
-      turns = parseTurns(state.value);
-      save();
-      saveDraft(); // the question was sent: the box holds what the server gave back
-      try {
-        window.history.replaceState(window.history.state, "", window.location.href);
-      } catch (e) {
-        // not fatal
-      }
-    } else {
-      turns = parseTurns(load(THREAD_KEY));
-      render();
-      state.value = JSON.stringify(turns);
-      const draft = load(DRAFT_KEY);
-      if (draft && !input.value) input.value = draft;
-    }
-    showEmpty();
-  }
-
-  restore(false);
-  window.addEventListener("pageshow", (event) => {
-    if (event.persisted) restore(true);
+  // Example questions ask at once.
+  document.addEventListener("submit", (event) => {
+    const f = event.target;
+    if (!f.closest || !f.closest("#examples") || busy) return;
+    event.preventDefault();
+    const q = f.querySelector("input[name=question]");
+    if (q) ask(q.value);
   });
+
+  // --- feedback and deletion -----------------------------------------------------------------
+
+  document.addEventListener("submit", async (event) => {
+    const f = event.target;
+    if (!f.classList || !f.classList.contains("feedback")) return;
+    event.preventDefault();
+    const submitter = event.submitter;
+    if (!submitter || !submitter.value) return;
+    const n = f.querySelector("input[name=n]").value;
+    const comment = f.querySelector("textarea[name=comment]");
+    const status = f.querySelector(".feedback-status");
+    try {
+      const response = await fetch("/api/conversations/" + conversationId() + "/turns/" + n +
+                                   "/feedback", {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body: JSON.stringify({ rating: submitter.value, comment: comment ? comment.value : "" }),
+      });
+      if (!response.ok) throw new Error(String(response.status));
+      f.querySelectorAll("button.rate").forEach((b) => {
+        b.setAttribute("aria-pressed", b === submitter ? "true" : "false");
+      });
+      status.textContent = "Thanks: marked " + (submitter.value === "up" ? "good" : "bad") + ".";
+    } catch (e) {
+      status.textContent = "The feedback could not be sent.";
+    }
+  });
+
+  document.addEventListener("submit", async (event) => {
+    const f = event.target;
+    if (f.id !== "delete-form") return;
+    event.preventDefault();
+    try {
+      const response = await fetch("/api/conversations/" + conversationId(), {
+        method: "DELETE", headers: { accept: "application/json" },
+      });
+      if (!response.ok && response.status !== 404) throw new Error(String(response.status));
+      window.location.assign("/");
+    } catch (e) {
+      showError("The conversation could not be deleted.");
+    }
+  });
+
+  // --- coming back: a reload shows the server's copy; a page restored from the back/forward
+  // cache catches up with turns added elsewhere meanwhile.
+
+  async function resync() {
+    const id = conversationId();
+    if (!id) return;
+    try {
+      const response = await fetch("/api/conversations/" + id, { headers: { accept: "application/json" } });
+      if (!response.ok) return;
+      const body = await response.json();
+      if (!Array.isArray(body.turns) || !body.turns.every(validTurn)) return;
+      if (body.turns.length !== thread.querySelectorAll("li.turn").length) {
+        owned = body.owned;
+        thread.replaceChildren(...body.turns.map(turnItem));
+        showEmpty();
+      }
+    } catch (e) {
+      // offline: keep what is shown
+    }
+  }
+
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) resync();
+  });
+  // Back and forward may also show the browser's cached copy of the page.
+  const navigation = window.performance && performance.getEntriesByType ?
+    performance.getEntriesByType("navigation")[0] : null;
+  if (navigation && navigation.type === "back_forward") resync();
+  const draft = loadDraft();
+  const questions = thread.querySelectorAll("li.turn .question");
+  const last = questions.length ? questions[questions.length - 1].lastChild : null;
+  if (draft && last && last.textContent.trim() === draft.trim()) {
+    saveDraft(); // the plain form sent it before this script ran: it is no draft any more
+  } else if (draft && !input.value) {
+    input.value = draft;
+  }
+  showEmpty();
+  if (window.location.pathname === "/" && conversationId()) idField.value = "";
+
+  // --- example questions still being worked out ----------------------------------------------
+
+  const examples = document.getElementById("examples");
+  if (examples && examples.dataset.pending === "true") {
+    let tries = 0;
+    const poll = async () => {
+      tries += 1;
+      try {
+        const response = await fetch("/api/collection", { headers: { accept: "application/json" } });
+        const body = await response.json();
+        if (response.ok && Array.isArray(body.examples)) {
+          const list = document.getElementById("example-list");
+          list.replaceChildren(...body.examples.filter(isStr).map((q) => {
+            const li = el("li");
+            const f = el("form");
+            f.method = "post";
+            f.action = "/";
+            const hidden = el("input");
+            hidden.type = "hidden";
+            hidden.name = "question";
+            hidden.value = q;
+            const b = el("button", "example", q);
+            b.type = "submit";
+            f.appendChild(hidden);
+            f.appendChild(b);
+            li.appendChild(f);
+            return li;
+          }));
+          const note = document.getElementById("examples-pending");
+          if (note) note.remove();
+          examples.dataset.pending = "false";
+          return;
+        }
+      } catch (e) {
+        // try again below
+      }
+      if (tries < 20) window.setTimeout(poll, 500);
+    };
+    window.setTimeout(poll, 300);
+  }
+
+  // --- previews: shown by the stylesheet on hover and focus; Escape hides them ------------
+
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    const wrap = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest(".cite-wrap") : null;
+    const open = document.querySelectorAll(".cite-wrap:hover, .cite-wrap:focus-within");
+    if (wrap || open.length) {
+      (wrap ? [wrap] : Array.from(open)).forEach((w) => w.classList.add("dismissed"));
+      if (panel.hidden) event.stopImmediatePropagation();
+    }
+  }, true);
+  const undismiss = (event) => {
+    const wrap = event.target.closest && event.target.closest(".cite-wrap");
+    if (wrap) wrap.classList.remove("dismissed");
+  };
+  document.addEventListener("focusout", undismiss);
+  document.addEventListener("mouseout", undismiss);
+  // Keep a preview inside the window.
+  const fit = (event) => {
+    const wrap = event.target.closest && event.target.closest(".cite-wrap");
+    if (!wrap) return;
+    const preview = wrap.querySelector(".preview");
+    preview.style.left = "";
+    wrap.classList.remove("above");
+    const box = preview.getBoundingClientRect();
+    const over = box.right - (document.documentElement.clientWidth - 8);
+    if (over > 0) preview.style.left = -Math.min(over, box.left - 8) + "px";
+    // Near the bottom (behind the question box), open it above the marker instead.
+    const form = document.getElementById("ask-form").getBoundingClientRect();
+    if (box.bottom > Math.min(window.innerHeight, form.top) && box.height < box.top) {
+      wrap.classList.add("above");
+    }
+  };
+  document.addEventListener("mouseover", fit);
+  document.addEventListener("focusin", fit);
 
   // --- the source panel ---------------------------------------------------------------------
 
   const title = document.getElementById("source-title");
   const whereBox = document.getElementById("source-where");
+  const noteBox = document.getElementById("source-note");
   const textBox = document.getElementById("source-text");
   const link = document.getElementById("source-link");
   const copy = document.getElementById("source-copy");
   let opener = null;
 
-  function spans(value) {
-    const out = [];
-    for (const part of (value || "").split(",")) {
-      const m = /^(\d+)-(\d+)$/.exec(part.trim());
-      if (m) out.push([Number(m[1]), Number(m[2])]);
-    }
-    return out;
-  }
-
   // Document text cut where the passage, the highlights and the short answer begin and end,
-  // like qa/sources.py and qa/web.py; the short answer is a mark inside its sentence's mark.
+  // like qa/server/sources.py; the short answer is a mark inside its sentence's mark.
   function fillText(text, passage, marks, short) {
     textBox.replaceChildren();
     const cuts = new Set([0, text.length]);
@@ -432,7 +667,7 @@
     }
     const points = Array.from(cuts).filter((c) => c >= 0 && c <= text.length).sort((x, y) => x - y);
     let first = null;
-    let open = null; // the mark being filled, while the pieces stay inside highlights
+    let open = null;
     for (let i = 0; i + 1 < points.length; i++) {
       const a = points[i];
       const b = points[i + 1];
@@ -472,37 +707,42 @@
       window.location.href = url.href;
       return;
     }
-    const marks = spans(url.searchParams.get("highlight"));
-    const passage = spans(url.searchParams.get("passage"))[0] || null;
     opener = anchor;
     document.querySelectorAll("a.cite.active").forEach((a) => a.classList.remove("active"));
     if (anchor.classList.contains("cite")) anchor.classList.add("active");
     title.textContent = "Loading source…";
     whereBox.textContent = "";
+    noteBox.hidden = true;
     textBox.replaceChildren();
     link.href = url.href;
     copy.textContent = "Copy link";
     panel.hidden = false;
     document.body.classList.add("panel-open");
     panel.focus();
-    const query = marks.map(([a, b]) => a + "-" + b).join(",");
+    const query = new URLSearchParams();
+    for (const key of ["passage", "highlight", "span", "quote", "prefix", "suffix"]) {
+      const value = url.searchParams.get(key);
+      if (value !== null) query.set(key, value);
+    }
     try {
-      const response = await fetch("/api/documents/" + id + (query ? "?highlight=" + query : ""), {
+      const response = await fetch("/api/documents/" + id + "/locate?" + query.toString(), {
         headers: { accept: "application/json" },
       });
       const doc = await response.json();
       if (!response.ok) throw new Error(doc.error ? doc.error.message : String(response.status));
       title.textContent = doc.title;
       const at = doc.highlight[0] || {};
-      whereBox.textContent = where({ path: doc.path, page: at.page, section: at.section });
-      // The short answer counts only as one span inside a highlighted sentence.
-      const asked = spans(url.searchParams.get("span"));
-      let short = asked.length === 1 ? asked[0] : null;
-      if (short && !(short[0] < short[1] && short[1] <= doc.text.length &&
-                     marks.some(([s, e]) => s <= short[0] && short[1] <= e))) {
-        short = null;
+      whereBox.textContent = place({ path: doc.path, page: at.page, section: at.section });
+      if (doc.status === "moved") {
+        noteBox.textContent = "The document has changed since this answer; the cited text was found again.";
+        noteBox.hidden = false;
+      } else if (doc.status === "gone") {
+        noteBox.textContent = "The cited text is no longer in this document: “" +
+          (url.searchParams.get("quote") || "").slice(0, 300) + "”";
+        noteBox.hidden = false;
       }
-      const target = fillText(doc.text, passage, marks, short);
+      const marks = doc.highlight.map((s) => [s.start, s.end]);
+      const target = fillText(doc.text, doc.passage, marks, doc.span);
       if (target) target.scrollIntoView({ block: "center" });
     } catch (e) {
       title.textContent = "Source unavailable";
