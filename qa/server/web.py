@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from qa.errors import AccessDeniedError, BadQuestionError, BuildLockedError
 from qa.search.followup import ask_in_conversation
 from qa.server.admin import check_token
+from qa.server.collections import collection_of, engine_for
 from qa.server.limits import work
 from qa.server.observability import note
 from qa.server.schemas import (
@@ -199,16 +200,19 @@ async def chat_post(
     request: Request,
     question: Annotated[str, Form(max_length=100_000)] = "",
     thread: Annotated[str, Form(max_length=400_000)] = "",
+    collection: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     """A question posted by the plain form: the whole thread rendered again with its answer."""
     turns = _thread(thread)
+    served = collection_of(request, collection)
     try:
-        answer = await work(request, ask_in_conversation, request.app.state.engine,
+        answer = await work(request, ask_in_conversation, served.engine,
                             question, _history(turns))
     except BadQuestionError as exc:
         return _chat(request, turns, status=422, error=str(exc), draft=question[:10_000])
     note(request, abstained=answer.abstained, index_version=answer.index_version)
-    return _chat(request, [*turns, AskResponse.of(answer)][-MAX_HISTORY_TURNS:])
+    turn = AskResponse.of(answer, served.link_name, served.name)
+    return _chat(request, [*turns, turn][-MAX_HISTORY_TURNS:])
 
 
 def answer_span(value: str | None, length: int,
@@ -257,7 +261,7 @@ async def document_page(request: Request, doc_id: str, highlight: str | None = N
                         passage: str | None = None, span: str | None = None) -> Response:
     """A document with a cited passage, its supporting sentences highlighted and the short
     answer marked inside them."""
-    with request.app.state.engine.lease() as version:
+    with engine_for(request).lease() as version:  # ?collection= names one
         doc = get_document(version, doc_id)
     try:
         marks = parse_spans(highlight, len(doc.text))

@@ -280,6 +280,13 @@
     errorBox.hidden = !message;
   }
 
+  // The collection picker (present when the server serves several): its choice goes along.
+  function withCollection(body) {
+    const picker = document.getElementById("collection");
+    if (picker && picker.value) body.collection = picker.value;
+    return body;
+  }
+
   async function ask(question) {
     busy = true;
     button.disabled = true;
@@ -299,7 +306,7 @@
       const response = await fetch("/api/ask", {
         method: "POST",
         headers: { "content-type": "application/json", accept: "application/json" },
-        body: JSON.stringify({ question: question, history: history() }),
+        body: JSON.stringify(withCollection({ question: question, history: history() })),
       });
       let body = null;
       try {
@@ -485,9 +492,14 @@
     panel.hidden = false;
     document.body.classList.add("panel-open");
     panel.focus();
+    const params = new URLSearchParams();
     const query = marks.map(([a, b]) => a + "-" + b).join(",");
+    if (query) params.set("highlight", query);
+    const collection = url.searchParams.get("collection");
+    if (collection) params.set("collection", collection);
+    const search = params.toString();
     try {
-      const response = await fetch("/api/documents/" + id + (query ? "?highlight=" + query : ""), {
+      const response = await fetch("/api/documents/" + id + (search ? "?" + search : ""), {
         headers: { accept: "application/json" },
       });
       const doc = await response.json();
