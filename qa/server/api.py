@@ -36,7 +36,13 @@ from qa.search.engine import Engine, unavailable
 from qa.search.filters import Filter
 from qa.search.followup import ask_in_conversation
 from qa.server import admin, collections, observability, openai_api, web
-from qa.server.collections import collection_of, collection_settings, engine_for, load_collections
+from qa.server.collections import (
+    collection_of,
+    collection_settings,
+    engine_for,
+    load_collections,
+    poll_index,
+)
 from qa.server.edge import Edge
 from qa.server.limits import LimitError, ProxyClient, StreamGate, Throttle, WorkGate, work
 from qa.server.observability import Metrics, RequestLog, note
@@ -311,18 +317,6 @@ async def healthz(request: Request) -> Health:
     counts = version.manifest.get("counts", {})
     return Health(status="ok", index_version=version.name,
                   documents=counts.get("documents", 0), chunks=version.n_chunks)
-
-
-async def poll_index(engine: Engine, interval: float) -> None:
-    """Switch to a newer index version (say, one a CLI rebuild published) every `interval` s."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await run_in_threadpool(engine.reload_if_changed)
-        except QAError as exc:
-            log.warning("index version not loaded: %s", exc)
-        except Exception:
-            log.exception("index reload failed")
 
 
 def create_app(

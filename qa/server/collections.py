@@ -9,12 +9,14 @@ model name "qa" stands for it unless a collection is called "qa".
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from qa.config import COLLECTION_NAME, Settings
@@ -149,6 +151,18 @@ def load_collections(settings: Settings, embedder_factory: Callable[[], Embedder
             c.engine.close()
         raise
     return Collections(items)
+
+
+async def poll_index(engine: Engine, interval: float) -> None:
+    """Switch to a newer index version (say, one a CLI rebuild published) every `interval` s."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(engine.reload_if_changed)
+        except QAError as exc:
+            log.warning("index version not loaded: %s", exc)
+        except Exception:
+            log.exception("index reload failed")
 
 
 def _builds(index: Index, embedder_factory: Callable[[], Embedder]) -> BuildManager:
