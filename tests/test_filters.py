@@ -97,20 +97,26 @@ def test_string_prefix_and_folder_prefix(crowded: Settings):
         assert docs_strict == {document_id(FAR)}
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw-exact", "hnsw-selector", "fts"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw-exact", "hnsw-selector", "ivf-exact",
+                                  "ivf-selector", "fts"])
 def test_every_search_path_keeps_k_candidates(tmp_path: Path, kind: str,
                                               monkeypatch: pytest.MonkeyPatch):
-    """Flat FAISS with an ID selector, an HNSW graph scored exactly or through the selector,
-    and the FTS5 search of indexes without postings all rank among the allowed chunks only."""
+    """Flat FAISS with an ID selector, an HNSW graph or IVF lists scored exactly or searched
+    through the selector, and the FTS5 search of indexes without postings all rank among the
+    allowed chunks only."""
+    graph = kind.startswith(("hnsw", "ivf"))
     settings = Settings(corpus_dir=crowded_corpus(tmp_path / "corpus", n=30),
                         index_dir=tmp_path / "index", min_confidence=0.0, candidates=10,
-                        graph_threshold=1 if kind.startswith("hnsw") else 20_000)
+                        graph_threshold=1 if graph else 20_000,
+                        ann_threshold=1 if kind.startswith("ivf") else 200_000)
     Index.build(settings=settings, embedder=FakeEmbedder).close()
-    if kind == "hnsw-selector":
+    if kind.endswith("selector"):
         monkeypatch.setattr(filters, "EXACT_LIMIT", 0)
+        monkeypatch.setattr(filters, "GRAPH_SHARE", 0.0)
     engine = Engine(settings, FakeEmbedder)
     version = engine.version
-    assert (version.manifest["vector_index"]["type"] == "hnsw") == kind.startswith("hnsw")
+    expected = kind.split("-")[0].replace("ivf", "ivf_sq8").replace("fts", "flat")
+    assert version.manifest["vector_index"]["type"] == expected
     if kind == "fts":
         version.postings = None  # what an index of format 2 has
     qvec = engine.embedder.embed([QUESTION])[0]
@@ -124,7 +130,9 @@ def test_every_search_path_keeps_k_candidates(tmp_path: Path, kind: str,
     assert {doc_of(engine, c) for c, _ in dense} == allowed_docs
     assert [s for _, s in dense] == sorted((s for _, s in dense), reverse=True)
     exact = version.vectors(allowed) @ qvec
-    assert dense[0][1] == pytest.approx(float(exact.max()), abs=1e-3)
+    # 8-bit codes (IVF) move a cosine by up to a few hundredths.
+    assert dense[0][1] == pytest.approx(float(exact.max()),
+                                        abs=3e-2 if kind == "ivf-selector" else 1e-3)
     lexical, bm25 = filters.lexical_within(version, ["glacier", "melt"], 10, where, allowed)
     assert lexical and {doc_of(engine, c) for c, _ in lexical} <= allowed_docs
     assert bm25(lexical[0][0]) == pytest.approx(lexical[0][1])
