@@ -183,6 +183,14 @@ def test_models_and_collections(client: openai.OpenAI):
     assert all("collection=tides" in url for *_, url in sources(content))
 
 
+def test_filters_ride_in_extra_body(client: openai.OpenAI):
+    done = ask(client, messages=[{"role": "user", "content": "What causes tides?"}],
+               extra_body={"filters": {"paths": ["comets.txt"]}})
+    assert {c["path"] for c in done.model_extra["citations"]} == {"comets.txt"}
+    with pytest.raises(openai.UnprocessableEntityError, match="'..'"):
+        ask(client, extra_body={"filters": {"paths": ["../tides"]}})
+
+
 def test_usage_is_null_without_a_tokenizer(built: Settings, monkeypatch: pytest.MonkeyPatch):
     def no_tokenizer(settings: Settings) -> WordPieceCounter:
         raise QAError("model 'x' has no local tokenizer.json")

@@ -27,6 +27,7 @@ from qa.index.embed import load_counter
 from qa.index.tokens import WordPieceCounter
 from qa.search.answer import Answer, Citation
 from qa.search.engine import Engine
+from qa.search.filters import Filter
 from qa.search.followup import ask_in_conversation
 from qa.server.collections import Collection, collections_of
 from qa.server.limits import stream, work
@@ -199,9 +200,9 @@ class Reply:
 
 
 def _reply(engine: Engine, question: str, history: list[tuple[str, str]], k: int | None,
-           base_url: str, served: Collection, limit: int | None,
+           where: Filter | None, base_url: str, served: Collection, limit: int | None,
            counter: WordPieceCounter | None, prompt: list[str]) -> Reply:
-    answer = ask_in_conversation(engine, question, history, k)
+    answer = ask_in_conversation(engine, question, history, k, where)
     count = (lambda t: counter.count([t])[0]) if counter is not None else rough_count
     content, truncated = fit(answer, base_url, served.link_name, limit, count)
     usage = None
@@ -221,7 +222,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> obj
     served = collections_of(request).model(body.model)
     question, history = conversation(body)
     limits = [n for n in (body.max_tokens, body.max_completion_tokens) if n is not None]
-    reply = await work(request, _reply, served.engine, question, history, body.k,
+    where = Filter.of(body.filters.documents, body.filters.paths) if body.filters else None
+    reply = await work(request, _reply, served.engine, question, history, body.k, where,
                        str(request.base_url), served, min(limits) if limits else None,
                        token_counter(request), [m.text() for m in body.messages])
     answer = reply.answer

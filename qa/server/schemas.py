@@ -287,6 +287,8 @@ class ChatCompletionRequest(Incoming):
     max_completion_tokens: int | None = Field(None, ge=1, description="Same as `max_tokens`; "
                                               "the smaller of the two applies.")
     stream_options: StreamOptions | None = None
+    filters: AskFilters | None = Field(None, description="As in /api/ask: search only these "
+                                       "documents (`extra_body` in OpenAI clients).")
 
     def wants_stream_usage(self) -> bool:
         """Whether a stream should end with a usage chunk."""
