@@ -173,19 +173,50 @@ def serve(
         "--host", help="Address to listen on [env QA_HOST].")] = None,
     port: Annotated[int | None, typer.Option("--port", min=0, max=65535,
                                              help="Port [env QA_PORT].")] = None,
+    collection: Annotated[list[str] | None, typer.Option(
+        "--collection", metavar="NAME=PATH",
+        help="Serve the corpus folder PATH as the collection NAME; repeat for more (the first "
+        "is the default). Its index is PATH/.qa-index unless --index-root is given "
+        "[env QA_COLLECTIONS, a JSON object].")] = None,
+    index_root: Annotated[Path | None, typer.Option(
+        "--index-root", help="Keep each collection's index in INDEX_ROOT/NAME "
+        "[env QA_COLLECTION_INDEX_ROOT].")] = None,
 ) -> None:
     """Serve the chat page, the JSON API and OpenAI-compatible endpoints."""
     import uvicorn
 
     from qa.library import Index
     from qa.server.api import create_app
+    from qa.server.collections import collection_settings, parse_collection
 
     logging.getLogger("qa").setLevel(logging.INFO)
-    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, host=host, port=port)
-    with Index.load(settings) as index:  # build if missing; errors end here, as one line
-        index.load_model()
-        factory = index.embedder_factory
-    typer.echo(f"serving {settings.index_dir} on http://{settings.host}:{settings.port}", err=True)
+    named: dict[str, Path] | None = None
+    if collection:
+        if corpus_dir is not None or index_dir is not None:
+            raise typer.BadParameter("give either --corpus/--index or --collection, not both",
+                                     param_hint="--collection")
+        named = {}
+        for text in collection:
+            try:
+                name, path = parse_collection(text)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint="--collection") from exc
+            if name in named:
+                raise typer.BadParameter(f"collection {name!r} is given twice",
+                                         param_hint="--collection")
+            named[name] = path
+    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, host=host, port=port,
+                         collections=named, collection_index_root=index_root)
+    factory = None
+    for name, own in collection_settings(settings):
+        # Built if missing; errors end here, as one line. Every collection shares one model.
+        with Index.load(own, factory) as index:
+            index.load_model()
+            factory = index.embedder_factory
+        if settings.collections:
+            typer.echo(f"collection {name}: {own.corpus_dir} (index {own.index_dir})", err=True)
+    where = "collections" if settings.collections else settings.index_dir
+    typer.echo(f"serving {where} on http://{settings.host}:{settings.port}", err=True)
     # The app reads X-Forwarded-For itself, from QA_TRUSTED_PROXIES only; uvicorn would trust
     # it from any loopback peer.
     uvicorn.run(create_app(settings, factory), host=settings.host, port=settings.port,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -13,6 +14,8 @@ BUNDLED_MODEL = "all-MiniLM-L6-v2"
 # from there to ANN_THRESHOLD an HNSW graph answers in a fraction of that (see index/vectors.py).
 GRAPH_THRESHOLD = 20_000
 ANN_THRESHOLD = 200_000
+# A collection name is also an OpenAI model name and a URL parameter: short, plain characters.
+COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class Settings(BaseSettings):
@@ -62,6 +65,17 @@ class Settings(BaseSettings):
     )
     keep_versions: int = Field(3, ge=1, le=50, description="Index versions kept on disk.")
 
+    collections: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Named corpora to serve, name -> corpus folder (JSON object); the first is "
+        "the default. Empty: corpus_dir and index_dir are served as the one collection 'qa'.",
+    )
+    collection_index_root: Path | None = Field(
+        None,
+        description="Where each collection's index lives: <root>/<name>. Unset: a hidden "
+        "'.qa-index' folder inside the collection's corpus folder (never indexed itself).",
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     admin_token: str | None = Field(None, description="Bearer token for admin endpoints.")
@@ -97,6 +111,15 @@ class Settings(BaseSettings):
     )
     ask_timeout: float = Field(30.0, gt=0, description="Seconds before a question gives up.")
     max_streams: int = Field(32, ge=1, description="Event streams open at the same time.")
+
+    @field_validator("collections")
+    @classmethod
+    def _collection_names(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for name in value:
+            if not COLLECTION_NAME.fullmatch(name):
+                raise ValueError(f"collection name {name[:80]!r} must be 1 to 64 letters, digits, "
+                                 "'.', '_' or '-', starting with a letter or digit")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -18,6 +18,10 @@ class BadQuestionError(QAError):
     """The question is empty, too long or otherwise unusable."""
 
 
+class BadFilterError(BadQuestionError):
+    """A filter names a document the index lacks, a bad path prefix, or matches nothing."""
+
+
 class CorpusError(QAError):
     """The corpus folder is missing or holds no readable document."""
 

@@ -26,6 +26,7 @@ from qa.index.embed import Embedder
 from qa.index.ingest import Document
 from qa.search.answer import Answer
 from qa.search.engine import Engine
+from qa.search.filters import Filter
 from qa.search.followup import ask_in_conversation
 
 log = logging.getLogger(__name__)
@@ -111,10 +112,14 @@ class Index:
         return index
 
     def ask(self, question: str, history: Sequence[tuple[str, str]] = (),
-            k: int | None = None) -> Answer:
+            k: int | None = None, *, documents: Sequence[str] | None = None,
+            paths: Sequence[str] | None = None) -> Answer:
         """Answer `question` with citations, or abstain with a reason. `history` holds earlier
-        turns as (role, text) pairs, role "user" or "assistant", so follow-ups resolve."""
-        return ask_in_conversation(self.engine, question, history, k)
+        turns as (role, text) pairs, role "user" or "assistant", so follow-ups resolve.
+        `documents` (ids) and `paths` (prefixes such as "reports/") limit the search to those
+        documents; BadFilterError if one names nothing in the index."""
+        where = Filter.of(documents, paths)
+        return ask_in_conversation(self.engine, question, history, k, where)
 
     def update(self, full: bool = False, progress: Progress | None = None) -> BuildReport:
         """Re-index the corpus (only what changed, unless `full`) and serve the new version."""

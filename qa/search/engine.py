@@ -21,6 +21,7 @@ from qa.index.index_dir import IndexDir
 from qa.index.store import IndexVersion
 from qa.search.answer import Answer, compose
 from qa.search.calibrate import baseline
+from qa.search.filters import Filter
 from qa.search.retrieve import Retriever, query_terms
 
 log = logging.getLogger(__name__)
@@ -170,24 +171,27 @@ class Engine:
             old.retire()
 
     def ask(self, question: str, k: int | None = None, query: str | None = None,
-            leans_on_context: bool = False) -> Answer:
+            leans_on_context: bool = False, where: Filter | None = None) -> Answer:
         """Answer `question`. A `query` (a follow-up rewritten by the caller) is searched beside
         the question as written, and kept only when it wins on evidence: its answer does not
         abstain and is surer by REWRITE_MARGIN, or the question alone finds nothing. For a
         question that `leans_on_context` (a pronoun with nothing before it to point at), the
-        rewrite wins unless it is less sure by REWRITE_MARGIN."""
+        rewrite wins unless it is less sure by REWRITE_MARGIN. With `where`, only the documents
+        it allows are searched (BadFilterError if it names one the index lacks)."""
         question = check_question(question, self.settings.max_question_chars)
         k = k or self.settings.default_k
         with self.lease() as version:  # one version for the whole request
-            return self._ask(question, k, query, version, leans_on_context)
+            if where is not None:
+                where.chunk_ids(version)  # refuse a bad filter even when nothing is searched
+            return self._ask(question, k, query, version, leans_on_context, where)
 
     def _ask(self, question: str, k: int, query: str | None, version: IndexVersion,
-             leans_on_context: bool) -> Answer:
-        own = self._answer(question, question, k, version)
+             leans_on_context: bool, where: Filter | None = None) -> Answer:
+        own = self._answer(question, question, k, version, where)
         query = (query or "").strip()
         if not query or query == question:
             return own
-        rewritten = self._answer(question, query, k, version)
+        rewritten = self._answer(question, query, k, version, where)
         if rewritten.abstained:
             return own
         margin = -REWRITE_MARGIN if leans_on_context else REWRITE_MARGIN
@@ -195,12 +199,14 @@ class Engine:
             return rewritten
         return own
 
-    def _answer(self, question: str, query: str, k: int, version: IndexVersion) -> Answer:
+    def _answer(self, question: str, query: str, k: int, version: IndexVersion,
+                where: Filter | None = None) -> Answer:
         if not query_terms(query):
             # Only stop words or punctuation: nothing to search for, so abstain without a search.
             return compose(question, query, [], version, self.settings.min_confidence)
         embedder = self.embedder
         qvec = embedder.embed([query])[0]
-        candidates = Retriever(version, self.settings.candidates).search(query, qvec, k)
+        candidates = Retriever(version, self.settings.candidates, where=where).search(
+            query, qvec, k)
         return compose(question, query, candidates, version, self.settings.min_confidence,
                        baseline=baseline(version, embedder))

@@ -24,6 +24,7 @@ from qa.index.terms import STOPWORDS as INDEX_STOPWORDS
 if TYPE_CHECKING:
     from qa.search.answer import Answer
     from qa.search.engine import Engine
+    from qa.search.filters import Filter
 
 # Words that point back at something said before.
 ANAPHORA = frozenset("""
@@ -139,14 +140,17 @@ def _resolve_turn(question: str, previous: _Resolved | None, answer: str) -> _Re
 
 
 def ask_in_conversation(
-    engine: Engine, question: str, history: Sequence[tuple[str, str]], k: int | None = None
+    engine: Engine, question: str, history: Sequence[tuple[str, str]], k: int | None = None,
+    where: Filter | None = None,
 ) -> Answer:
     """Answer `question` in the context of `history`: the question as written and its resolved
-    follow-up are both searched, and the rewrite is kept only when it wins on evidence."""
+    follow-up are both searched, and the rewrite is kept only when it wins on evidence. `where`
+    limits the search to some documents."""
     from qa.search.engine import check_question
 
     question = check_question(question, engine.settings.max_question_chars)
     if engine.settings.reload_interval > 0:  # 0 turns reload checks off
         engine.reload_if_changed()
     query = resolve(question, history)
-    return engine.ask(question, k=k, query=query, leans_on_context=leans_on_context(question))
+    return engine.ask(question, k=k, query=query, leans_on_context=leans_on_context(question),
+                      where=where)

@@ -18,6 +18,7 @@ import numpy as np
 from qa.index.store import ChunkSpan, IndexVersion, Sentence, parse_sentences
 from qa.index.terms import STOPWORDS, Stemmer, keyed, query_terms, stem_set, stemmer
 from qa.search.answer_type import asked_kind, holds_kind
+from qa.search.filters import Filter, dense_within, lexical_within
 
 __all__ = ["STOPWORDS", "Stemmer", "query_terms", "stem_set", "stemmer", "Retriever", "Candidate",
            "Weights", "DEFAULT_WEIGHTS", "fuse_rrf", "term_idf", "best_sentences", "best_sentence"]
@@ -156,13 +157,17 @@ def best_sentence(
 
 
 class Retriever:
-    """Finds the chunks most likely to answer a query in one index version."""
+    """Finds the chunks most likely to answer a query in one index version, among the chunks
+    of the documents `where` allows (all when it is None)."""
 
     def __init__(self, version: IndexVersion, n_candidates: int = 100,
-                 weights: Weights = DEFAULT_WEIGHTS):
+                 weights: Weights = DEFAULT_WEIGHTS, where: Filter | None = None):
         self.version = version
         self.n_candidates = n_candidates
         self.weights = weights
+        self.where = where
+        # Resolved now, so a filter naming an unknown document fails before any search.
+        self.allowed = where.chunk_ids(version) if where is not None else None
 
     def candidates(self, query: str, query_vector: np.ndarray,
                    all_details: bool = True) -> list[Candidate]:
@@ -174,8 +179,13 @@ class Retriever:
         if not terms:
             return []
         n = self.n_candidates
-        dense = self.version.dense_search(query_vector, n)
-        lexical, bm25 = self.version.lexical(terms, n)
+        if self.where is not None and self.allowed is not None:
+            # Both searches rank only the allowed chunks, so a filter costs no candidates.
+            dense = dense_within(self.version, query_vector, n, self.allowed)
+            lexical, bm25 = lexical_within(self.version, terms, n, self.where, self.allowed)
+        else:
+            dense = self.version.dense_search(query_vector, n)
+            lexical, bm25 = self.version.lexical(terms, n)
         cands: dict[int, Candidate] = {}
         for rank, (cid, s) in enumerate(dense):
             cands[cid] = Candidate(cid, 0.0, dense=s, dense_rank=rank)

@@ -18,6 +18,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from qa.config import Settings
 from qa.errors import AccessDeniedError
 from qa.index.rebuild import BuildManager, BuildStatus
+from qa.server.collections import collection_of
 from qa.server.limits import stream
 from qa.server.schemas import AskResponse, ErrorResponse
 
@@ -91,12 +92,12 @@ def check_admin(request: Request) -> None:
 
 def _status_out(request: Request, status: BuildStatus) -> StatusOut:
     data = {k: v for k, v in asdict(status).items() if k in StatusOut.model_fields}
-    return StatusOut(**data, serving_version=request.app.state.engine.serving_name or "")
+    return StatusOut(**data, serving_version=collection_of(request).engine.serving_name or "")
 
 
 def builds_of(request: Request) -> BuildManager:
-    manager: BuildManager = request.app.state.builds
-    return manager
+    """The builds of the collection named by `?collection=` (the default without one)."""
+    return collection_of(request).builds
 
 
 router = APIRouter(tags=["index"], responses={403: {"model": ErrorResponse},
@@ -108,14 +109,17 @@ async def rebuild(request: Request, body: RebuildRequest | None = None) -> Rebui
     """Start a background rebuild (incremental unless `full`); 409 if one is running."""
     check_admin(request)
     build_id = await run_in_threadpool(builds_of(request).start, bool(body and body.full))
-    return RebuildStarted(build_id=build_id)
+    named = collection_of(request).link_name
+    where = f"?collection={named}" if named else ""
+    return RebuildStarted(build_id=build_id, status_url=f"/api/index/status{where}",
+                          stream_url=f"/api/index/status/stream{where}")
 
 
 @router.post("/api/index/reload", response_model=ReloadOut)
 async def reload(request: Request) -> ReloadOut:
     """Switch now to the index version CURRENT names (say, after a CLI rebuild)."""
     check_admin(request)
-    engine = request.app.state.engine
+    engine = collection_of(request).engine
     reloaded = await run_in_threadpool(engine.reload_if_changed, True)
     return ReloadOut(reloaded=reloaded, serving_version=engine.version.name)
 

@@ -21,6 +21,7 @@ from qa import __version__
 from qa.config import Settings
 from qa.errors import (
     AccessDeniedError,
+    BadFilterError,
     BadQuestionError,
     BuildLockedError,
     IndexCorruptError,
@@ -29,13 +30,19 @@ from qa.errors import (
     NotFoundError,
     QAError,
 )
-from qa.index.build import BuildReport
 from qa.index.embed import Embedder, load_embedder
-from qa.index.rebuild import BuildManager
 from qa.library import Index, shared_embedder
 from qa.search.engine import Engine, unavailable
+from qa.search.filters import Filter
 from qa.search.followup import ask_in_conversation
-from qa.server import admin, docs, observability, openai_api, uploads, web
+from qa.server import admin, collections, docs, observability, openai_api, uploads, web
+from qa.server.collections import (
+    collection_of,
+    collection_settings,
+    engine_for,
+    load_collections,
+    poll_index,
+)
 from qa.server.edge import Edge
 from qa.server.limits import LimitError, ProxyClient, StreamGate, Throttle, WorkGate, work
 from qa.server.observability import Metrics, RequestLog, note
@@ -64,6 +71,8 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 def _error_status(exc: QAError) -> tuple[int, str]:
     if isinstance(exc, LimitError):
         return exc.status, exc.kind
+    if isinstance(exc, BadFilterError):
+        return 422, "bad_filter"
     if isinstance(exc, BadQuestionError):
         return 422, "bad_question"
     if isinstance(exc, NotFoundError):
@@ -238,23 +247,30 @@ def engine_of(request: Request) -> Engine:
 
 
 router = APIRouter(responses=ERRORS)
+CollectionParam = Annotated[str | None, Query(
+    max_length=64, description="The collection to read (see /api/collections); default the "
+    "first.")]
 
 
 @router.post("/api/ask", response_model=AskResponse, tags=["ask"],
              summary="Answer a question with citations")
 async def api_ask(body: AskRequest, request: Request) -> AskResponse:
-    """Answer from the corpus; `[n]` in `answer` refers to `citations[n-1]`."""
+    """Answer from the corpus; `[n]` in `answer` refers to `citations[n-1]`. `collection`
+    picks the corpus, `filters` the documents searched within it."""
     history = [(m.role, m.content) for m in body.history]
-    answer = await work(request, ask_in_conversation, engine_of(request), body.question,
-                        history, body.k)
+    served = collection_of(request, body.collection)
+    where = Filter.of(body.filters.documents, body.filters.paths) if body.filters else None
+    answer = await work(request, ask_in_conversation, served.engine, body.question,
+                        history, body.k, where)
     note(request, abstained=answer.abstained, index_version=answer.index_version)
-    return AskResponse.of(answer)
+    return AskResponse.of(answer, served.link_name, served.name)
 
 
 @router.get("/api/documents", response_model=list[DocumentSummary], tags=["documents"])
-async def api_documents(request: Request) -> list[DocumentSummary]:
+async def api_documents(request: Request,
+                        collection: CollectionParam = None) -> list[DocumentSummary]:
     """Every indexed document, by path."""
-    with engine_of(request).lease() as version:
+    with engine_for(request, collection).lease() as version:
         rows = version.documents()
     return [DocumentSummary(**r) for r in rows]
 
@@ -265,9 +281,10 @@ async def api_document(
     highlight: Annotated[str | None, Query(
         max_length=1000, description="Spans to echo with their page and section: 'a-b[,c-d]'.",
         examples=["120-245"])] = None,
+    collection: CollectionParam = None,
 ) -> DocumentOut:
     """A document's full clean text (the text citation offsets point into)."""
-    with engine_of(request).lease() as version:
+    with engine_for(request, collection).lease() as version:
         doc = get_document(version, doc_id)
     try:
         spans = parse_spans(highlight, len(doc.text))
@@ -279,9 +296,9 @@ async def api_document(
 
 
 @router.get("/api/index", response_model=IndexSummary, tags=["index"])
-async def api_index(request: Request) -> IndexSummary:
+async def api_index(request: Request, collection: CollectionParam = None) -> IndexSummary:
     """What the served index was built from."""
-    version = engine_of(request).version
+    version = engine_for(request, collection).version
     m = version.manifest
     counts = m.get("counts", {})
     return IndexSummary(version=version.name, qa_version=m.get("qa_version"),
@@ -303,52 +320,43 @@ async def healthz(request: Request) -> Health:
                   documents=counts.get("documents", 0), chunks=version.n_chunks)
 
 
-async def poll_index(engine: Engine, interval: float) -> None:
-    """Switch to a newer index version (say, one a CLI rebuild published) every `interval` s."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await run_in_threadpool(engine.reload_if_changed)
-        except QAError as exc:
-            log.warning("index version not loaded: %s", exc)
-        except Exception:
-            log.exception("index reload failed")
-
-
 def create_app(
     settings: Settings, embedder_factory: Callable[[], Embedder] | None = None
 ) -> FastAPI:
     """The web app; the index (built if missing) and the model load once, at start-up."""
-    factory = shared_embedder(embedder_factory or (lambda: load_embedder(settings)))
+    # One model for every collection; its ONNX export is cached beside the first one's index.
+    first = collection_settings(settings)[0][1]
+    factory = shared_embedder(embedder_factory or (lambda: load_embedder(first)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        index = await run_in_threadpool(load_index, settings, factory)
-        app.state.index = index
-        app.state.engine = engine = index.engine
-
-        def switch(report: BuildReport) -> None:
-            engine.reload_if_changed(strict=True)
-
-        app.state.builds = BuildManager(settings, factory, on_success=switch)
+        served = await run_in_threadpool(load_collections, settings, factory, load_index)
+        app.state.collections = served
+        # The default collection's parts, for code that knows of one corpus only.
+        app.state.index = served.default.index
+        app.state.engine = served.default.engine
+        app.state.builds = served.default.builds
         app.state.gate = WorkGate(settings.workers, settings.max_queue, settings.ask_timeout)
         app.state.streams = StreamGate(settings.max_streams)
-        poller = None
+        pollers = []
         if settings.reload_interval > 0:
-            poller = asyncio.create_task(poll_index(engine, settings.reload_interval))
+            pollers = [asyncio.create_task(poll_index(c.engine, settings.reload_interval))
+                       for c in served]
         try:
             yield
         finally:
-            if poller is not None:
+            for poller in pollers:
                 poller.cancel()
-                await asyncio.gather(poller, return_exceptions=True)
+            await asyncio.gather(*pollers, return_exceptions=True)
             # A running build is cancelled, and abandoned if it does not stop at once (say, it
             # hangs in the model): its thread is a daemon and its temporary folder is removed
             # by the next build.
-            app.state.builds.cancel()
-            app.state.builds.join(timeout=2)
+            for c in served:
+                c.builds.cancel()
+            for c in served:
+                c.builds.join(timeout=2)
             await run_in_threadpool(app.state.gate.close)
-            engine.close()
+            served.close()
 
     app = FastAPI(
         title="qa",
@@ -389,6 +397,7 @@ def create_app(
     app.add_middleware(ProxyClient, proxies=settings.trusted_proxies)
     _install_error_handlers(app)
     app.include_router(router)
+    app.include_router(collections.router, responses=ERRORS)
     app.include_router(openai_api.router)
     app.include_router(admin.router, responses=ERRORS)
     app.include_router(observability.router)

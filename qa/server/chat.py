@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qa.errors import AccessDeniedError, BadQuestionError, NotFoundError
+from qa.server.collections import collection_of
 from qa.server.conversations import (
     Conversation,
     ConversationStore,
@@ -43,6 +44,8 @@ class ChatRequest(Incoming):
 
     question: str = Field(strict=True)
     conversation_id: str | None = Field(None, max_length=64)
+    collection: str | None = Field(None, max_length=64,
+                                   description="The collection to ask; the default if empty.")
     k: int | None = Field(None, ge=MIN_K, le=MAX_K, strict=True)
 
 
@@ -154,13 +157,16 @@ def _keep(store: ConversationStore, conv: Conversation | None, owner: str, quest
 
 
 async def converse(request: Request, question: str, cid: str | None, owner: str,
-                   k: int | None = None) -> tuple[str, int, AskResponse, bool, str]:
+                   k: int | None = None,
+                   collection: str | None = None) -> tuple[str, int, AskResponse, bool, str]:
     """Answer in conversation `cid` (a new one if None; a copy if another browser's):
     (conversation id, turn number, turn, whether it was copied, title)."""
     store = conversations_of(request)
     conv = await run_in_threadpool(store.get, cid) if cid else None
     earlier = [t for _, t in turns_of(conv)][-MAX_HISTORY_TURNS:] if conv else []
-    turn = await work(request, answer_turn, request.app.state.engine, question, earlier, k)
+    served = collection_of(request, collection or None)
+    turn = await work(request, answer_turn, served.engine, question, earlier, k,
+                      served.link_name, served.name)
     note(request, abstained=turn.abstained, index_version=turn.index_version)
     kept, n, forked, title = await run_in_threadpool(_keep, store, conv, owner, question, turn)
     return kept, n, turn, forked, title
@@ -180,6 +186,8 @@ def render_chat(request: Request, conv: Conversation | None = None, status: int 
         ratings = feedback_of(request).ratings(conv.id)
         thread = [TurnOut(**t.model_dump(), n=n, rating=ratings.get(n))  # type: ignore[arg-type]
                   for n, t in turns_of(conv)]
+        if thread and thread[-1].collection and "collection" not in request.query_params:
+            request.state.collection = thread[-1].collection  # the picker keeps the choice
     context: dict[str, Any] = {
         "thread": thread, "conversation": conv, "owned": conv is not None and conv.owner == owner,
         "conversations": conversations_of(request).list(owner), "error": error, "draft": draft,
@@ -211,13 +219,14 @@ async def chat_post(
     request: Request,
     question: Annotated[str, Form(max_length=100_000)] = "",
     conversation: Annotated[str, Form(max_length=64)] = "",
+    collection: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     """A question sent by the plain form; the answer is shown at the conversation's URL, so a
     reload does not send the question again."""
     token, new = client_token(request)
     try:
         cid, n, _, _, _ = await converse(request, question, conversation or None,
-                                         str(owner_key(token)))
+                                         str(owner_key(token)), None, collection or None)
     except BadQuestionError as exc:
         conv = (await run_in_threadpool(conversations_of(request).get, conversation)
                 if conversation else None)
@@ -282,7 +291,7 @@ async def api_chat(body: ChatRequest, request: Request, response: Response) -> C
     is empty, a copy when it is another browser's. The browser is known by a cookie."""
     token, new = client_token(request)
     cid, n, turn, forked, title = await converse(request, body.question, body.conversation_id,
-                                                 str(owner_key(token)), body.k)
+                                                 str(owner_key(token)), body.k, body.collection)
     remember(request, response, token, new)
     return ChatResponse(conversation_id=cid, url=f"/c/{cid}", title=title, forked=forked,
                         turn=TurnOut(**turn.model_dump(), n=n))

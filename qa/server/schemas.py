@@ -62,6 +62,19 @@ class Message(Incoming):
     content: str = Field(max_length=MAX_MESSAGE_CHARS, strict=True)
 
 
+class AskFilters(Incoming):
+    """Which documents may be searched: any of `documents` and, if `paths` is given, only those
+    under one of the path prefixes (string prefixes of the paths /api/documents lists, so
+    'reports/' is the folder and 'reports' also takes 'reports-2024.txt')."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[str] = Field(default_factory=list, max_length=200,
+                                 description="Document ids, as /api/documents lists them.")
+    paths: list[str] = Field(default_factory=list, max_length=20,
+                             description="Path prefixes, relative to the corpus folder.")
+
+
 class AskRequest(Incoming):
     """A question, optionally with the conversation so far so follow-ups can be resolved."""
 
@@ -82,6 +95,12 @@ class AskRequest(Incoming):
                     f"{MAX_MESSAGE_CHARS} characters each.")
     k: int | None = Field(None, ge=MIN_K, le=MAX_K, strict=True,
                           description="Passages to consider (default QA_DEFAULT_K).")
+    collection: str | None = Field(None, max_length=64, description="The collection to ask "
+                                   "(see /api/collections); default the first.")
+    filters: AskFilters | None = Field(
+        None, description="Search only these documents; applied inside retrieval, so the "
+        "question still gets `k` passages from them. An unknown id, a prefix with '..' or a "
+        "filter matching no document is a 422.")
 
 
 class CitationOut(BaseModel):
@@ -102,17 +121,19 @@ class CitationOut(BaseModel):
     url: str = Field(description="The chat page's view of this passage.")
 
     @classmethod
-    def of(cls, c: Citation) -> CitationOut:
-        """The API form of an engine citation."""
+    def of(cls, c: Citation, collection: str | None = None) -> CitationOut:
+        """The API form of an engine citation; links name `collection` if given."""
         return cls(n=c.n, document_id=c.document_id, title=c.title, path=c.path, page=c.page,
                    section=c.section, start=c.start, end=c.end, text=c.text,
                    highlight=[(a, b) for a, b in c.highlight], score=c.score,
-                   url=source_url(c))
+                   url=source_url(c, collection))
 
 
-def source_url(c: Citation) -> str:
-    """A link to the passage of a citation inside its document, highlight included."""
-    url = f"/documents/{c.document_id}?passage={c.start}-{c.end}"
+def source_url(c: Citation, collection: str | None = None) -> str:
+    """A link to the passage of a citation inside its document, highlight included; it names
+    the collection when that is not the default."""
+    where = f"collection={collection}&" if collection else ""
+    url = f"/documents/{c.document_id}?{where}passage={c.start}-{c.end}"
     if c.highlight:
         url += "&highlight=" + ",".join(f"{a}-{b}" for a, b in c.highlight)
     return url + "#hl"
@@ -142,13 +163,16 @@ class AskResponse(BaseModel):
         None, description="The shortest text that answers (a year, an amount, a name) and where "
         "it sits; absent when the supporting sentence is the answer.")
     reason: str = Field("", description="Why the question was not answered, when it was not.")
+    collection: str | None = Field(None, description="The collection that answered.")
 
     @classmethod
-    def of(cls, a: Answer) -> AskResponse:
-        """The API form of an engine answer."""
+    def of(cls, a: Answer, link_collection: str | None = None,
+           collection: str | None = None) -> AskResponse:
+        """The API form of an engine answer; citation links name `link_collection`."""
         span = a.answer_span
-        return cls(question=a.question, query=a.query, answer=a.text,
-                   citations=[CitationOut.of(c) for c in a.citations], confidence=a.confidence,
+        return cls(question=a.question, query=a.query, answer=a.text, collection=collection,
+                   citations=[CitationOut.of(c, link_collection) for c in a.citations],
+                   confidence=a.confidence,
                    abstained=a.abstained, index_version=a.index_version,
                    answer_span=AnswerSpanOut(text=span.text, n=span.n,
                                              document_id=span.document_id, start=span.start,
@@ -239,16 +263,36 @@ class ChatMessage(Incoming):
         return self.content or ""
 
 
+class StreamOptions(Incoming):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = Field(False, description="End the stream with a chunk holding "
+                                "`usage` and no choices.")
+
+
 class ChatCompletionRequest(Incoming):
     """The subset of OpenAI's request that matters here; other fields are accepted and ignored."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
         "model": "qa", "messages": [{"role": "user", "content": "What is Rapidus building?"}]}]})
 
-    model: str = Field(description="Must be 'qa'.")
+    model: str = Field(description="A collection's name (GET /v1/models); 'qa' is the default "
+                       "collection.")
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_CHAT_MESSAGES)
     stream: bool = False
     k: int | None = Field(None, ge=MIN_K, le=MAX_K, strict=True)
+    max_tokens: int | None = Field(
+        None, ge=1, description="Cut the content to this many tokens (the embedding model's "
+        "word pieces) at a sentence boundary; `finish_reason` is then 'length'.")
+    max_completion_tokens: int | None = Field(None, ge=1, description="Same as `max_tokens`; "
+                                              "the smaller of the two applies.")
+    stream_options: StreamOptions | None = None
+    filters: AskFilters | None = Field(None, description="As in /api/ask: search only these "
+                                       "documents (`extra_body` in OpenAI clients).")
+
+    def wants_stream_usage(self) -> bool:
+        """Whether a stream should end with a usage chunk."""
+        return self.stream_options is not None and self.stream_options.include_usage
 
 
 class ChatChoiceMessage(BaseModel):
@@ -259,10 +303,13 @@ class ChatChoiceMessage(BaseModel):
 class ChatChoice(BaseModel):
     index: int = 0
     message: ChatChoiceMessage
-    finish_reason: Literal["stop"] = "stop"
+    finish_reason: Literal["stop", "length"] = "stop"
 
 
 class Usage(BaseModel):
+    """Word pieces of the embedding model's tokenizer: in every message sent, and in the
+    content returned."""
+
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
@@ -276,6 +323,7 @@ class QAExtra(BaseModel):
     confidence: float
     abstained: bool
     index_version: str
+    collection: str | None = Field(None, description="The collection that answered.")
 
 
 class ChatCompletion(BaseModel):
@@ -286,7 +334,8 @@ class ChatCompletion(BaseModel):
     created: int
     model: str
     choices: list[ChatChoice]
-    usage: Usage
+    usage: Usage | None = Field(description="Null when the model's tokenizer is not available; "
+                                "never estimated.")
     citations: list[CitationOut]
     qa: QAExtra
 

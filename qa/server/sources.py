@@ -208,12 +208,14 @@ def anchor(text: str, quote: TextQuote, passage: tuple[int, int] | None,
                     [m for m in moved if m], _shift(span, delta, len(text)) if span else None)
 
 
-def anchored_url(c: CitationOut, version: str) -> str:
+def anchored_url(c: CitationOut, version: str, collection: str | None = None) -> str:
     """The document page's link for a citation: its offsets, the index version they belong to,
-    and the quote that finds the text again after the document changes."""
+    and the quote that finds the text again after the document changes; it names the
+    collection when that is not the default."""
     marks = sorted((a, b) for a, b in c.highlight)
     _, q = quote_of(c.text, c.start, marks, (c.start, c.end))
-    params = [("passage", f"{c.start}-{c.end}")]
+    params = [("collection", collection)] if collection else []
+    params.append(("passage", f"{c.start}-{c.end}"))
     if marks:
         params.append(("highlight", ",".join(f"{a}-{b}" for a, b in marks)))
     params += [("v", version), ("prefix", q.prefix), ("quote", q.exact), ("suffix", q.suffix)]

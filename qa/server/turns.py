@@ -58,14 +58,16 @@ def history_of(turns: Sequence[AskResponse]) -> list[tuple[str, str]]:
 
 
 def answer_turn(engine: Engine, question: str, earlier: Sequence[AskResponse],
-                k: int | None = None) -> AskResponse:
-    """Answer a question of a conversation, as the page shows and keeps it."""
+                k: int | None = None, link_collection: str | None = None,
+                collection: str | None = None) -> AskResponse:
+    """Answer a question of a conversation, as the page shows and keeps it; links name
+    `link_collection` (None for the default collection)."""
     answer = ask_in_conversation(engine, question, history_of(earlier), k)
     if answer.abstained and answer.citations:
         with engine.lease() as version:
             if version.name == answer.index_version:
                 near_misses(answer, version)
-    turn = AskResponse.of(answer)
+    turn = AskResponse.of(answer, link_collection, collection)
     for c in turn.citations:
-        c.url = anchored_url(c, turn.index_version)
+        c.url = anchored_url(c, turn.index_version, link_collection)
     return turn

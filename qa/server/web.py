@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from qa.errors import AccessDeniedError, BuildLockedError, NotFoundError
 from qa.server.admin import admin_open, check_token
+from qa.server.collections import engine_for
 from qa.server.pages import API_ERRORS, ASSETS, render_error, static_url, templates
 from qa.server.schemas import Span
 from qa.server.sources import (
@@ -76,7 +77,7 @@ async def document_page(request: Request, doc_id: str, highlight: SpansParam = N
     answer marked inside them. A link with a quote finds its text again if the document
     changed since the link was made."""
     try:
-        with request.app.state.engine.lease() as version:
+        with engine_for(request).lease() as version:  # ?collection= names one
             doc = get_document(version, doc_id)
             serving = version.name
     except NotFoundError:
@@ -128,7 +129,7 @@ async def api_locate(request: Request, doc_id: str, highlight: SpansParam = None
                      passage: SpansParam = None, span: SpansParam = None, quote: QuoteParam = None,
                      prefix: ContextParam = None, suffix: ContextParam = None) -> LocatedOut:
     """What the document page shows for a citation link, as JSON (the page's source panel)."""
-    with request.app.state.engine.lease() as version:
+    with engine_for(request).lease() as version:  # ?collection= names one
         doc = get_document(version, doc_id)
         serving = version.name
     try:

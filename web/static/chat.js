@@ -398,6 +398,13 @@
     }
   }
 
+  // The collection picker (present when the server serves several): its choice goes along.
+  function withCollection(body) {
+    const picker = document.getElementById("collection");
+    if (picker && picker.value) body.collection = picker.value;
+    return body;
+  }
+
   async function ask(question) {
     busy = true;
     button.disabled = true;
@@ -416,7 +423,7 @@
       const response = await fetch("/api/chat", {
         method: "POST",
         headers: { "content-type": "application/json", accept: "application/json" },
-        body: JSON.stringify({ question: question, conversation_id: conversationId() || null }),
+        body: JSON.stringify(withCollection({ question: question, conversation_id: conversationId() || null })),
       });
       let body = null;
       try {
@@ -724,6 +731,8 @@
       const value = url.searchParams.get(key);
       if (value !== null) query.set(key, value);
     }
+    const collection = url.searchParams.get("collection");
+    if (collection) query.set("collection", collection);
     try {
       const response = await fetch("/api/documents/" + id + "/locate?" + query.toString(), {
         headers: { accept: "application/json" },
