@@ -22,7 +22,8 @@ import numpy as np
 
 from qa.index.chunk import Chunk
 from qa.index.ingest import Document
-from qa.index.store import IndexVersion, VersionWriter
+from qa.index.store import IndexVersion
+from qa.index.writer import VersionWriter
 from qa.search.filters import Filter, dense_within
 from qa.search.retrieve import Retriever
 

@@ -27,7 +27,8 @@ def run_size(base: Path, n: int, work: Path, threshold: int, graph_threshold: in
     from qa.index.chunk import Chunk
     from qa.index.index_dir import IndexDir
     from qa.index.ingest import Document
-    from qa.index.store import IndexVersion, VersionWriter
+    from qa.index.store import IndexVersion
+    from qa.index.writer import VersionWriter
     from qa.search.retrieve import Retriever, query_terms
 
     src = IndexDir(base).open_current()

@@ -31,7 +31,8 @@ from qa.index.ingest import (
     parse_file,
     read_corpus_file,
 )
-from qa.index.store import IndexVersion, VersionWriter
+from qa.index.store import IndexVersion
+from qa.index.writer import VersionWriter
 
 log = logging.getLogger(__name__)
 
