@@ -92,15 +92,31 @@ def index(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     watch: Annotated[bool, typer.Option(
         "--watch", help="After building, keep rebuilding when corpus files change.")] = False,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="[ADDRESS]",
+        help="Read, chunk and encode changed files on a Ray cluster: host:port, 'auto' "
+        "(RAY_ADDRESS or the cluster on this machine; a bare --ray) or 'local' (start one "
+        "here). Needs the 'ray' extra.")] = None,
 ) -> None:
     """Build or update the index of a corpus folder."""
+    from contextlib import nullcontext
+
     from qa.index.build import build_index
     from qa.index.embed import load_embedder
     from qa.server.api import cached
 
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir)
     factory = cached(lambda: load_embedder(settings))
-    report = build_index(settings, factory, full=full, progress=_progress_bar())
+    if ray is not None and watch:
+        raise QAError("--watch rebuilds locally; run it without --ray")
+    pipeline: Any = None
+    if ray is not None:  # connects now: a bad address fails before anything is written
+        from qa.index.distributed import RayPipeline
+
+        pipeline = RayPipeline(settings, ray)
+    with pipeline if pipeline is not None else nullcontext():
+        report = build_index(settings, factory, full=full, progress=_progress_bar(),
+                             pipeline=pipeline)
     _print_report(report, settings, as_json)
     if not watch:
         return
@@ -241,11 +257,17 @@ def _eval_progress() -> Any:
     return tick
 
 
+def _bare_ray_flag(args: list[str]) -> list[str]:
+    """`--ray` with no address after it means `--ray auto` (click has no optional values)."""
+    return [("--ray=auto" if a == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-"))
+             else a) for i, a in enumerate(args)]
+
+
 def main() -> None:
     """Entry point: run the CLI, reporting qa's own errors as one line and a non-zero exit."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(standalone_mode=False)
+        app(args=_bare_ray_flag(sys.argv[1:]), standalone_mode=False)
     except QAError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -11,6 +11,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install --quiet --upgrade pip
     # The CPU build of torch first, so sentence-transformers does not pull a CUDA build.
     .venv/bin/pip install --quiet "torch==2.13.0"
-    .venv/bin/pip install --quiet -e ".[dev]"
+    # The ray extra too: the distributed-build tests run on a real local Ray cluster.
+    .venv/bin/pip install --quiet -e ".[dev,ray]"
     touch "$stamp"
 fi
