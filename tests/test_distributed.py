@@ -147,10 +147,10 @@ def test_a_worker_killed_mid_build_is_retried(cluster: LocalCluster, settings: S
     factory = functools.partial(SlowEmbedder, str(pids), 0.3)
     on_ray = settings.model_copy(update={"index_dir": tmp_path / "ray-index"})
     report, _ = build_on_ray(on_ray, factory=factory, progress=kill_one, per_batch=2)
-    assert killed
-    assert len(list(pids.iterdir())) >= 3  # two actors, and one started again
+    assert killed and not _alive(killed[0])
+    # Its batch (it spends its time in `embed`) ran again elsewhere: nothing lost, nothing twice.
     build_index(settings, FakeEmbedder)
-    assert_same_index(settings.index_dir, on_ray.index_dir)  # nothing lost, nothing twice
+    assert_same_index(settings.index_dir, on_ray.index_dir)
     assert report.chunks == len(rows(on_ray.index_dir)[0])
 
 

@@ -40,7 +40,7 @@ from qa.index.ingest import (
 log = logging.getLogger(__name__)
 
 FILES_PER_BATCH = 16  # files an actor reads, chunks and embeds in one call
-TASK_RETRIES = 3  # a batch whose actor dies is retried on a new one this often, then fails
+TASK_RETRIES = 3  # a batch whose actor dies runs again on a new one this often, then fails
 PREFLIGHT_TIMEOUT = 120.0  # seconds for every node to start a worker and answer
 
 
@@ -81,6 +81,10 @@ def connect(address: str | None) -> bool:
     # No usage reports, nor Ray Data's metric queries for them.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DATA_USAGE_DISABLED", "1")
+    # Ray's own notices (progress bars off, actor arguments in the object store) are not the
+    # user's business; its errors still arrive as exceptions.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     # Worker logs stay on the cluster; the build's own report says what happened.
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
@@ -135,6 +139,10 @@ def portable(settings: Settings) -> Settings:
     if model is not None and Path(settings.model).expanduser().is_dir():
         update["model"] = str(model.resolve())
     return settings.model_copy(update=update)
+
+
+def _actor_retries() -> dict[str, Any]:
+    return {"max_task_retries": TASK_RETRIES}
 
 
 class FileEncoder:
@@ -240,7 +248,8 @@ class RayPipeline:
             batch_size=self.files_per_batch,
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=1,
-            max_task_retries=TASK_RETRIES,
+            # Ray Data restarts an actor that dies and runs its batches again; not forever.
+            ray_remote_args_fn=_actor_retries,
         )
         self._rows = iter(dataset.iter_rows())
         log.info("sent %d changed files to %d Ray workers", len(changed), actors)

@@ -55,21 +55,28 @@ class LocalCluster:
             code = -1
         if code != 0:
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-            self.stop()
             raise QAError(f"ray start failed ({code}): {' | '.join(tail)}")
 
     def start(self) -> str:
         """Start the head, then the workers; return the head's address (host:port)."""
-        self._ray_start("--head", "--node-ip-address=127.0.0.2", "--port=0",
-                        "--include-dashboard=false", f"--temp-dir={self.temp_dir}")
-        self.address = (self.temp_dir / "ray_current_cluster").read_text().strip()
-        for n in range(1, self.nodes):
-            self.add_node(n)
+        try:
+            self._ray_start("--head", "--node-ip-address=127.0.0.2", "--port=0",
+                            "--include-dashboard=false", f"--temp-dir={self.temp_dir}")
+            self.address = (self.temp_dir / "ray_current_cluster").read_text().strip()
+            for n in range(1, self.nodes):
+                self.add_node(n)
+        except BaseException:  # Ctrl-C or a failed node: leave nothing running
+            self.stop()
+            raise
         return self.address
 
     def add_node(self, n: int) -> None:
         """Start worker node `n` (1 on) and join it to the head."""
         self._ray_start(f"--address={self.address}", f"--node-ip-address=127.0.0.{n + 2}")
+
+    def processes(self) -> set[int]:
+        """Every live process of the nodes, the workers they started included."""
+        return _descendants(self.groups)
 
     def stop(self, grace: float = 5.0) -> None:
         """End every process the nodes started, workers included: politely, then by force."""
