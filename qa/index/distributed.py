@@ -17,8 +17,10 @@ import logging
 import os
 import pickle
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,6 @@ from qa.index.ingest import (
 log = logging.getLogger(__name__)
 
 FILES_PER_BATCH = 16  # files an actor reads, chunks and embeds in one call
-TASK_RETRIES = 3  # a batch whose actor dies runs again on a new one this often, then fails
 PREFLIGHT_TIMEOUT = 120.0  # seconds for every node to start a worker and answer
 
 
@@ -81,19 +82,33 @@ def connect(address: str | None) -> bool:
     # No usage reports, nor Ray Data's metric queries for them.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DATA_USAGE_DISABLED", "1")
-    # Ray's own notices (progress bars off, actor arguments in the object store) are not the
-    # user's business; its errors still arrive as exceptions.
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
-    # Worker logs stay on the cluster; the build's own report says what happened.
     try:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-                 include_dashboard=False)
+        # Worker logs stay on the cluster; the build's own report says what happened. Ray's
+        # core prints notices (one per actor, about arguments it keeps for restarts) and
+        # connection retries on stderr; its errors arrive as exceptions, told in one line.
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+        with _quiet_stderr():  # where the core says, once, that it read the level above
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
+                     include_dashboard=False)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RayError(f"cannot connect to the Ray cluster at {address or 'auto'}: {first}") \
             from exc
     return True
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 (where Ray's C++ core logs) to /dev/null for a moment."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _node_check(corpus: str) -> dict[str, Any]:
@@ -139,10 +154,6 @@ def portable(settings: Settings) -> Settings:
     if model is not None and Path(settings.model).expanduser().is_dir():
         update["model"] = str(model.resolve())
     return settings.model_copy(update=update)
-
-
-def _actor_retries() -> dict[str, Any]:
-    return {"max_task_retries": TASK_RETRIES}
 
 
 class FileEncoder:
@@ -234,9 +245,11 @@ class RayPipeline:
         self.submitted = len(changed)
         if not changed:
             return
+        # The build reports progress itself; Ray Data's notices would only interleave with it.
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True  # results come back in corpus order
-        ctx.enable_progress_bars = False  # the build reports progress itself
+        ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         items = [{"i": i, "relpath": r} for i, r in enumerate(changed)]
         # Enough blocks for every actor to have one; no more actors than blocks.
@@ -247,9 +260,7 @@ class RayPipeline:
             fn_constructor_args=(self.settings, self.embedder_factory),
             batch_size=self.files_per_batch,
             compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=1,
-            # Ray Data restarts an actor that dies and runs its batches again; not forever.
-            ray_remote_args_fn=_actor_retries,
+            num_cpus=1,  # Ray Data restarts an actor that dies and runs its batches again
         )
         self._rows = iter(dataset.iter_rows())
         log.info("sent %d changed files to %d Ray workers", len(changed), actors)
