@@ -92,12 +92,27 @@ def index(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     watch: Annotated[bool, typer.Option(
         "--watch", help="After building, keep rebuilding when corpus files change.")] = False,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="[ADDRESS]",
+        help="Read, chunk and encode changed files on a Ray cluster: host:port, 'auto' "
+        "(RAY_ADDRESS or the cluster on this machine; a bare --ray) or 'local' (start one "
+        "here). Needs the 'ray' extra.")] = None,
 ) -> None:
     """Build or update the index of a corpus folder."""
+    from contextlib import nullcontext
+
     from qa.library import Index
 
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir)
-    with Index.build(settings=settings, full=full, progress=_progress_bar()) as built:
+    if ray is not None and watch:
+        raise QAError("--watch rebuilds locally; run it without --ray")
+    pipeline: Any = None
+    if ray is not None:  # connects now: a bad address fails before anything is written
+        from qa.index.distributed import RayPipeline
+
+        pipeline = RayPipeline(settings, ray)
+    with pipeline if pipeline is not None else nullcontext(), Index.build(
+            settings=settings, full=full, progress=_progress_bar(), pipeline=pipeline) as built:
         assert built.last_build is not None
         _print_report(built.last_build, settings, as_json)
         factory = built.embedder_factory
@@ -310,11 +325,17 @@ def feedback_export(
     typer.echo(f"run it with: qa eval {out}")
 
 
+def _bare_ray_flag(args: list[str]) -> list[str]:
+    """`--ray` with no address after it means `--ray auto` (click has no optional values)."""
+    return [("--ray=auto" if a == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-"))
+             else a) for i, a in enumerate(args)]
+
+
 def main() -> None:
     """Entry point: run the CLI, reporting qa's own errors as one line and a non-zero exit."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(standalone_mode=False)
+        app(args=_bare_ray_flag(sys.argv[1:]), standalone_mode=False)
     except QAError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)

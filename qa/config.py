@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         description="From this many chunks on, FAISS uses an IVF index (8-bit codes)."
     )
     keep_versions: int = Field(3, ge=1, le=50, description="Index versions kept on disk.")
+    ray_workers: int = Field(
+        0, ge=0, le=10_000,
+        description="Encoder actors of a build on Ray (qa index --ray); 0 is one per node.",
+    )
 
     collections: dict[str, Path] = Field(
         default_factory=dict,

@@ -21,7 +21,7 @@ from typing import Any
 from qa.config import Settings
 from qa.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError
 from qa.index import embed
-from qa.index.build import BuildReport, Progress, build_index
+from qa.index.build import BuildReport, FilePipeline, Progress, build_index
 from qa.index.embed import Embedder
 from qa.index.ingest import Document
 from qa.search.answer import Answer
@@ -78,13 +78,14 @@ class Index:
     @classmethod
     def build(cls, corpus_dir: str | Path | None = None, index_dir: str | Path | None = None,
               *, full: bool = False, settings: Settings | None = None,
-              embedder: EmbedderFactory | None = None,
-              progress: Progress | None = None) -> Index:
+              embedder: EmbedderFactory | None = None, progress: Progress | None = None,
+              pipeline: FilePipeline | None = None) -> Index:
         """Index `corpus_dir` into `index_dir` (only what changed, unless `full`) and open it;
-        what the build did is in `last_build`."""
+        what the build did is in `last_build`. A `pipeline` (say, `qa.index.distributed.
+        RayPipeline`) prepares the changed files elsewhere."""
         settings = _settings(settings, corpus_dir=corpus_dir, index_dir=index_dir)
         factory = shared_embedder(embedder or (lambda: embed.load_embedder(settings)))
-        report = build_index(settings, factory, full=full, progress=progress)
+        report = build_index(settings, factory, full=full, progress=progress, pipeline=pipeline)
         index = cls(settings, factory)
         index.last_build = report
         return index

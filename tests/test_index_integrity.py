@@ -111,8 +111,11 @@ def test_reload_to_a_broken_version_keeps_the_old_one(built: Settings, kind: str
     with app_client(built, reload_interval=0.1) as c:
         before = c.get("/healthz").json()["index_version"]
         add_moon(built)
-        build_index(built, FakeEmbedder)  # a new version, which is then damaged
-        damage(built, kind)
+        # The poller waits while the new version is published and damaged: it must never see
+        # the version whole, however the build's last milliseconds are timed.
+        with c.app.state.engine._switch_lock:  # type: ignore[attr-defined]
+            build_index(built, FakeEmbedder)  # a new version, which is then damaged
+            damage(built, kind)
         time.sleep(0.3)  # the poller tried it
         for _ in range(3):
             r = c.post("/api/ask", json=ASK)

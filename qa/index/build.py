@@ -5,11 +5,11 @@ from __future__ import annotations
 import fcntl
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from qa import __version__
 from qa.config import Settings
 from qa.errors import BuildLockedError, BuildTimeoutError, CorpusError, QAError
 from qa.index import encoder_files
-from qa.index.chunk import Chunk, chunk_document, embedding_text
+from qa.index.chunk import Chunk, TokenCounter, chunk_document, embedding_text
 from qa.index.embed import Embedder, load_counter, model_id
 from qa.index.index_dir import IndexDir
 from qa.index.ingest import (
@@ -62,6 +62,45 @@ class BuildReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class Prepared:
+    """A changed file parsed and chunked, with its chunks' vectors if it was embedded already."""
+
+    digest: str
+    doc: Document | None = None
+    chunks: list[Chunk] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+    error: str | None = None  # why the file cannot be indexed; it is reported as skipped
+
+
+def prepare_file(relpath: str, data: bytes, counter: TokenCounter, settings: Settings) -> Prepared:
+    """Parse and chunk one file's bytes; an unreadable file comes back with its error."""
+    warnings: list[str] = []
+    try:
+        doc = parse_file(relpath, data, warnings)
+    except UnreadableFile as exc:
+        return Prepared(file_hash(data), error=str(exc))
+    chunks = chunk_document(doc, counter, settings.chunk_tokens, settings.chunk_overlap)
+    return Prepared(doc.content_hash, doc, chunks, warnings)
+
+
+class FilePipeline(Protocol):
+    """Parses, chunks and embeds a build's changed files elsewhere, say on a cluster.
+
+    `build_index` calls `start` once, `take` for each changed file in corpus order, and `close`
+    at the end, also when the build fails or is interrupted."""
+
+    def start(self, files: Sequence[Path], known: dict[str, str]) -> None:
+        """Begin on every file whose content hash is not `known[document_id]`."""
+
+    def take(self, relpath: str, digest: str) -> Prepared | None:
+        """The file's result (blocking until it is ready); None: prepare it locally instead."""
+
+    def close(self) -> None:
+        """Stop any work still running."""
 
 
 def chunker_settings(settings: Settings) -> dict[str, Any]:
@@ -148,12 +187,14 @@ def build_index(
     full: bool = False,
     progress: Progress | None = None,
     lock_held: bool = False,
+    pipeline: FilePipeline | None = None,
 ) -> BuildReport:
     """Build a new index version from `settings.corpus_dir` and make it current.
 
     `lock_held` says the caller already holds the build lock (see `build_lock`). A build that
     runs past `settings.build_timeout` seconds stops with BuildTimeoutError between files or
-    embedding groups; the current version keeps serving.
+    embedding groups; the current version keeps serving. A `pipeline` prepares changed files
+    elsewhere; chunks are written in the same order either way, so the version is the same.
     """
     started = time.perf_counter()
     deadline = started + settings.build_timeout if settings.build_timeout else None
@@ -185,7 +226,7 @@ def build_index(
         embedder: Embedder | None = None
         temp = index.new_temp()
         writer: VersionWriter | None = None
-        pending: list[tuple[Document, list[Chunk]]] = []
+        pending: list[tuple[Document, list[Chunk], np.ndarray | None]] = []
         seen: dict[str, dict[str, Any]] = {}
 
         def flush() -> None:
@@ -193,17 +234,19 @@ def build_index(
             if not pending:
                 return
             check_time()
+            # Only chunks not embedded by the pipeline already.
             texts = [embedding_text(c, d.title, settings.embed_context)
-                     for d, cs in pending for c in cs]
+                     for d, cs, v in pending if v is None for c in cs]
             if texts and embedder is None:
                 embedder = embedder_factory()
             vectors = embedder.embed(texts) if texts and embedder else np.zeros((0, 1), np.float32)
-            report.embedded_chunks += len(texts)
             row = 0
-            for d, cs in pending:
+            for d, cs, v in pending:
                 assert writer is not None
-                writer.add(d, cs, vectors[row : row + len(cs)])
-                row += len(cs)
+                if v is None:
+                    v, row = vectors[row : row + len(cs)], row + len(cs)
+                writer.add(d, cs, v)
+                report.embedded_chunks += len(cs)
             pending.clear()
             tick("embed", report.embedded_chunks, report.embedded_chunks)
 
@@ -213,6 +256,8 @@ def build_index(
                 embedder = embedder_factory()
                 dim = embedder.dim
             writer = VersionWriter(temp, dim, settings.ann_threshold, settings.graph_threshold)
+            if pipeline is not None:
+                pipeline.start(files, prev_hashes)
             for i, path in enumerate(files):
                 check_time()
                 tick("read", i, len(files))
@@ -236,18 +281,17 @@ def build_index(
                     report.unchanged.append(relpath)
                     warnings: list[str] = prev.manifest["documents"][doc_id].get("warnings", [])
                 else:
-                    warnings = []
-                    try:
-                        doc = parse_file(relpath, data, warnings)
-                    except UnreadableFile as exc:
-                        report.skipped.append(SkippedFile(relpath, str(exc)))
-                        log.warning("skipped %s: %s", relpath, exc)
+                    prepared = pipeline.take(relpath, digest) if pipeline is not None else None
+                    if prepared is None:
+                        prepared = prepare_file(relpath, data, counter, settings)
+                    if prepared.doc is None:
+                        report.skipped.append(SkippedFile(relpath, str(prepared.error)))
+                        log.warning("skipped %s: %s", relpath, prepared.error)
                         continue
-                    chunks = chunk_document(doc, counter, settings.chunk_tokens,
-                                            settings.chunk_overlap)
+                    doc, chunks, warnings = prepared.doc, prepared.chunks, prepared.warnings
                     (report.changed if doc_id in prev_hashes else report.added).append(relpath)
-                    pending.append((doc, chunks))
-                    if sum(len(cs) for _, cs in pending) >= EMBED_GROUP:
+                    pending.append((doc, chunks, prepared.vectors))
+                    if sum(len(p[1]) for p in pending) >= EMBED_GROUP:
                         flush()
                 seen[doc_id] = {"path": relpath, "hash": digest, "chunks": len(chunks)}
                 if warnings:
@@ -292,6 +336,8 @@ def build_index(
                 shutil.rmtree(temp, ignore_errors=True)
             raise
         finally:
+            if pipeline is not None:
+                pipeline.close()
             if prev is not None:
                 prev.close()
         report.version = index.publish(temp)
