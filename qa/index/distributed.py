@@ -283,15 +283,13 @@ class RayPipeline:
         return prepared
 
     def _next_row(self, relpath: str) -> dict[str, Any]:
-        import ray
-
         if self._rows is None:
             raise RayError("the distributed build was not started")
         try:
             return next(self._rows)
         except StopIteration:
             raise RayError(f"the Ray job ended without a result for {relpath}") from None
-        except ray.exceptions.RayError as exc:
+        except Exception as exc:  # Ray's errors, or the workers' own, wrapped by Ray Data
             lines = [x for x in str(exc).strip().splitlines() if x.strip()]
             raise RayError(f"the Ray job failed: {lines[-1] if lines else type(exc).__name__}") \
                 from exc
