@@ -4,8 +4,10 @@
 hashes every file as a local build does; only files whose hash changed go to the cluster, as a
 Ray Data dataset of file names in blocks. A pool of encoder actors (one per node by default)
 reads, parses, chunks and embeds them in batches, and the results stream back in corpus order,
-so the version written is the one a local build writes: same chunk ids and offsets, vectors
-equal within float tolerance.
+so the version written is the one a local build writes: same chunk ids, offsets and manifest.
+Vectors equal a local build's within float tolerance with the fp32 encoder; the int8 one scales
+activations per batch, so there they move as much as between two local builds with different
+batching (docs/SCALE.md).
 
 Every node must reach the corpus folder at the same path (shared storage) and have qa installed
 with the same version. Ray is imported only when a RayPipeline is made.
