@@ -23,7 +23,7 @@ from .conftest import REPO, FakeEmbedder, free_port
 
 ray = pytest.importorskip("ray")
 
-from qa.index.distributed import RayPipeline, connect  # noqa: E402
+from qa.index.distributed import RayError, RayPipeline, connect  # noqa: E402
 from qa.index.ray_local import LocalCluster  # noqa: E402
 
 pytestmark = pytest.mark.ray
@@ -152,6 +152,22 @@ def test_a_worker_killed_mid_build_is_retried(cluster: LocalCluster, settings: S
     build_index(settings, FakeEmbedder)
     assert_same_index(settings.index_dir, on_ray.index_dir)
     assert report.chunks == len(rows(on_ray.index_dir)[0])
+
+
+class BrokenEmbedder(FakeEmbedder):
+    def __init__(self) -> None:
+        raise RuntimeError("no model on this node")
+
+
+def test_a_failed_ray_build_leaves_the_old_version_serving(cluster: LocalCluster,
+                                                            built: Settings, tiny_corpus: Path):
+    index = IndexDir(built.index_dir)
+    before = index.current_name()
+    (tiny_corpus / "comet.txt").write_text("Comets\n\nA comet passed the Earth in March.\n")
+    with pytest.raises(RayError, match="the Ray job failed: .*no model on this node"):
+        build_on_ray(built, factory=BrokenEmbedder)
+    assert index.current_name() == before
+    assert not list(index.versions.glob(".tmp-*"))
 
 
 @pytest.mark.model

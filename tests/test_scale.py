@@ -100,3 +100,22 @@ def test_nothing_imports_ray_without_the_ray_option(built: Settings):
                             cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_a_bare_ray_option_means_auto():
+    from qa.cli import _bare_ray_flag
+
+    assert _bare_ray_flag(["index", "c", "--ray"]) == ["index", "c", "--ray=auto"]
+    assert _bare_ray_flag(["index", "c", "--ray", "--full"]) == ["index", "c", "--ray=auto",
+                                                                 "--full"]
+    assert _bare_ray_flag(["index", "c", "--ray", "head:6379"]) == ["index", "c", "--ray",
+                                                                    "head:6379"]
+
+
+def test_ray_and_watch_are_refused_together(tiny_corpus, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "qa.cli", "index", str(tiny_corpus), "--index",
+                             str(tmp_path / "idx"), "--ray", "--watch"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: --watch rebuilds locally; run it without --ray"
+    assert not (tmp_path / "idx").exists()

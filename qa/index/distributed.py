@@ -4,8 +4,10 @@
 hashes every file as a local build does; only files whose hash changed go to the cluster, as a
 Ray Data dataset of file names in blocks. A pool of encoder actors (one per node by default)
 reads, parses, chunks and embeds them in batches, and the results stream back in corpus order,
-so the version written is the one a local build writes: same chunk ids and offsets, vectors
-equal within float tolerance.
+so the version written is the one a local build writes: same chunk ids, offsets and manifest.
+Vectors equal a local build's within float tolerance with the fp32 encoder; the int8 one scales
+activations per batch, so there they move as much as between two local builds with different
+batching (docs/SCALE.md).
 
 Every node must reach the corpus folder at the same path (shared storage) and have qa installed
 with the same version. Ray is imported only when a RayPipeline is made.
@@ -283,15 +285,13 @@ class RayPipeline:
         return prepared
 
     def _next_row(self, relpath: str) -> dict[str, Any]:
-        import ray
-
         if self._rows is None:
             raise RayError("the distributed build was not started")
         try:
             return next(self._rows)
         except StopIteration:
             raise RayError(f"the Ray job ended without a result for {relpath}") from None
-        except ray.exceptions.RayError as exc:
+        except Exception as exc:  # Ray's errors, or the workers' own, wrapped by Ray Data
             lines = [x for x in str(exc).strip().splitlines() if x.strip()]
             raise RayError(f"the Ray job failed: {lines[-1] if lines else type(exc).__name__}") \
                 from exc
