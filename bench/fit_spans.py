@@ -89,7 +89,7 @@ def featurise(rows: list[dict[str, Any]], rank_typed: bool, root: Path) -> list[
             starts, ends, X = phrase_features(q, r["sentence"], stem, kinds)
             gold = {_squad_norm(a) for a in r["answers"]}
             item["cands"] = list(zip(starts.tolist(), ends.tolist(), strict=True))
-            item["X"] = expand(q, X)
+            item["X"] = sparse.csr_matrix(expand(q, X))
             item["labels"] = [_squad_norm(r["sentence"][a:b]) in gold for a, b in item["cands"]]
         out.append(item)
     version.close()

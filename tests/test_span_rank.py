@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from qa.index.terms import WORD, stemmer
-from qa.search.answer import constraints_missing, name_only
+from qa.search.evidence import constraints_missing, name_only
 from qa.search.span_features import BASE_FEATURES, phrase_features
 from qa.search.span_rank import (
     N_FEATURES,

@@ -21,7 +21,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
 from qa.search.span_features import BASE_FEATURES, COLUMN, QuestionWords, phrase_features
 from qa.search.span_weights import SPAN_MIN_PROBABILITY, SPAN_MODEL
@@ -125,7 +124,7 @@ def read_question(question: str, stem: dict[str, str],
                     wh, direction(question))
 
 
-def expand(q: Question, X: np.ndarray) -> sparse.csr_matrix:  # noqa: N803
+def expand(q: Question, X: np.ndarray) -> np.ndarray:  # noqa: N803
     """The full feature rows of a question's candidates: the base features, then the ones
     crossed with its wh-class and with its direction, each in its own block."""
     full = np.zeros((X.shape[0], N_FEATURES))
@@ -134,7 +133,7 @@ def expand(q: Question, X: np.ndarray) -> sparse.csr_matrix:  # noqa: N803
     full[:, at:at + len(CROSSED)] = X[:, _CROSSED_COLUMNS]
     at = _DIRECTED_BASE + DIRECTIONS.index(q.direction) * len(DIRECTED)
     full[:, at:at + len(DIRECTED)] = X[:, _DIRECTED_COLUMNS]
-    return sparse.csr_matrix(full)
+    return full
 
 
 def effective_weights(q: Question, weights: tuple[float, ...] | np.ndarray) -> np.ndarray:
