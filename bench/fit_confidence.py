@@ -142,13 +142,22 @@ def main() -> None:
     ap.add_argument("--root", type=Path, required=True, help="where indexes are built and kept")
     ap.add_argument("--per-fold", type=int, default=1500)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--max-abstained", type=float, default=MAX_ANSWERABLE_ABSTAINED,
+                    help="answerable questions abstained on, at most, on each fit corpus")
+    ap.add_argument("--rows", type=Path, help="reuse (or write) the answered rows here; only "
+                    "valid while the signals' code is unchanged")
     args = ap.parse_args()
-    settings = Settings(min_confidence=0.0)
-    embedder = load_embedder(settings)
-    rows = squad_rows(args.squad, args.root, settings, embedder, args.per_fold)
-    for name in ("news", "techdoc", "blog"):
-        rows += style_rows(name, DATA / name / "docs", args.root, settings, embedder)
-    rows += style_rows("seed", args.seed, args.root, settings, embedder)
+    if args.rows and args.rows.is_file():
+        rows = [tuple(r) for r in json.loads(args.rows.read_text())]
+    else:
+        settings = Settings(min_confidence=0.0)
+        embedder = load_embedder(settings)
+        rows = squad_rows(args.squad, args.root, settings, embedder, args.per_fold)
+        for name in ("news", "techdoc", "blog"):
+            rows += style_rows(name, DATA / name / "docs", args.root, settings, embedder)
+        rows += style_rows("seed", args.seed, args.root, settings, embedder)
+        if args.rows:
+            args.rows.write_text(json.dumps(rows))
 
     fit = [r for r in rows if r[0] in FIT and r[1] != "other_language"]
     X = np.array([r[2] for r in fit])
@@ -160,6 +169,8 @@ def main() -> None:
     # A missing kind of answer halves the confidence (qa.search.answer.KIND_MISSING_FACTOR), which
     # puts it below the default threshold whatever the threshold: count those as abstentions.
     p = np.where(X[:, CONFIDENCE_FEATURES.index("kind_missing")] > 0, 0.0, p)
+    # So does a lead passage that shares no word with the question (qa.search.answer.vetoed).
+    p = np.where(X[:, CONFIDENCE_FEATURES.index("chunk_coverage")] <= 0, 0.0, p)
     # The highest threshold that abstains on at most MAX_ANSWERABLE_ABSTAINED of the answerable
     # questions of every fit corpus: a wrong "not in the corpus" costs the user more than a near
     # miss answered with its (visible) evidence, and it should cost no more on one corpus than
@@ -168,7 +179,7 @@ def main() -> None:
 
     def worst(t: float) -> float:
         return max(float(np.mean(p[(corpus == c) & y] < t)) for c in FIT)
-    best = max((t for t in np.linspace(0.05, 0.95, 181) if worst(t) <= MAX_ANSWERABLE_ABSTAINED),
+    best = max((t for t in np.linspace(0.05, 0.95, 181) if worst(t) <= args.max_abstained),
                default=0.05)
     intercept = float(model.intercept_[0]) - float(np.log(best / (1 - best)))
     coefs = [round(intercept, 4), *(round(float(c), 4) for c in model.coef_[0])]
@@ -177,6 +188,7 @@ def main() -> None:
                                      tuple(coefs)) for r in rows])
     current = np.array([r[3] for r in rows])
     result = {"features": list(CONFIDENCE_FEATURES), "coefficients": coefs,
+              "max_answerable_abstained": args.max_abstained,
               "fitted_on": list(FIT), "fitted": report(rows, fitted),
               "current_model": report(rows, current)}
     for name in ("current_model", "fitted"):

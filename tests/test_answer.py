@@ -56,7 +56,8 @@ def test_overlapping_chunks_are_cited_once():
 
 def test_confidence_rises_with_evidence():
     weak = {"sentence_coverage": 0.1, "chunk_coverage": 0.1, "cosine_margin": 0.05,
-            "kind_missing": 0.0, "kind_found": 0.0, "rare_missing": 0.5}
+            "kind_missing": 0.0, "kind_found": 0.0, "rare_missing": 0.5, "number_missing": 0.0,
+            "names_missing": 0.0}
     strong = {**weak, "sentence_coverage": 1.0, "chunk_coverage": 1.0, "cosine_margin": 0.5,
               "rare_missing": 0.0}
     assert 0.0 <= confidence_of(weak) < 0.5 < confidence_of(strong) <= 1.0
