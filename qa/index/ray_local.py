@@ -9,6 +9,7 @@ machine. `stop` ends exactly the processes these nodes started.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ class LocalCluster:
             raise ValueError("nodes must be 1 to 200")
         self.nodes, self.cpus, self.object_store_mb = nodes, cpus, object_store_mb
         # Short: Ray's socket paths live under it and must fit in 107 bytes.
+        self._own_temp = temp_dir is None  # removed by `stop`, logs and all
         self.temp_dir = temp_dir or Path(tempfile.mkdtemp(prefix="qa-ray-"))
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
         self.address = ""
@@ -92,7 +94,9 @@ class LocalCluster:
             while (pids := pids & _live()) and time.monotonic() < deadline:
                 time.sleep(0.1)
             if not pids:
-                return
+                break
+        if self._own_temp and not pids:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def _processes() -> dict[int, tuple[str, int, int]]:
